@@ -1,0 +1,23 @@
+/** Milliseconds since the epoch. Injected everywhere so leases, cooldowns and TTLs test exactly. */
+export interface Clock {
+  now(): number
+}
+
+export const systemClock: Clock = { now: () => Date.now() }
+
+/** A clock tests move by hand. */
+export class ManualClock implements Clock {
+  constructor(private ms: number = Date.parse('2026-01-01T00:00:00.000Z')) {}
+  now(): number {
+    return this.ms
+  }
+  advance(ms: number): void {
+    this.ms += ms
+  }
+  set(ms: number): void {
+    this.ms = ms
+  }
+}
+
+export const iso = (ms: number): string => new Date(ms).toISOString()
+export const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms))

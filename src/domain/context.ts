@@ -1,0 +1,18 @@
+// What the domain services share: the store, the clock, the signer, the current contract.
+import type { Store } from '../store/index.js'
+import type { Clock } from './clock.js'
+import type { ContractService } from './contract-service.js'
+import type { SandboxDriver } from './sandbox.js'
+import type { Signer } from './signing.js'
+
+export interface DomainDeps {
+  store: Store
+  clock: Clock
+  signer: Signer
+  contracts: ContractService
+  sandbox: SandboxDriver
+}
+
+export const operatorActor = 'operator'
+export const controllerActor = 'controller'
+export const workerActor = (workerId: string): string => `worker:${workerId}`

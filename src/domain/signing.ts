@@ -1,0 +1,57 @@
+// Manifest signatures: HMAC-SHA256 (hex) over the RFC 8785 canonical JSON of every field
+// but the signature. Keys are named by a key_id derived from the key itself.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import canonicalize from 'canonicalize'
+import type { Manifest, UnsignedManifest } from '../schemas/index.js'
+import { DomainError } from './errors.js'
+
+export function canonicalJson(value: unknown): string {
+  const text = canonicalize(value)
+  if (text === undefined) throw new TypeError('value has no canonical JSON form')
+  return text
+}
+
+export function keyIdFor(key: Buffer): string {
+  return 'k1-' + createHash('sha256').update('warden-key-id:').update(key).digest('hex').slice(0, 16)
+}
+
+export interface Signer {
+  readonly keyId: string
+  sign(manifest: Omit<UnsignedManifest, 'key_id'>): Manifest
+  /** Throws unknown_key or invalid_signature; returns normally only for an authentic manifest. */
+  verify(manifest: Manifest): void
+}
+
+/**
+ * Signs with the current key and verifies with any key of the ring, so a key can be rotated
+ * while manifests signed by the previous one are still outstanding.
+ */
+export function createSigner(current: Buffer, previous: Buffer[] = []): Signer {
+  if (current.length < 32) throw new Error('the signing key must be at least 32 bytes')
+  const ring = new Map<string, Buffer>()
+  for (const key of [current, ...previous]) ring.set(keyIdFor(key), key)
+  const keyId = keyIdFor(current)
+
+  const mac = (key: Buffer, unsigned: UnsignedManifest): Buffer =>
+    createHmac('sha256', key).update(canonicalJson(unsigned)).digest()
+
+  return {
+    keyId,
+    sign(fields) {
+      const unsigned: UnsignedManifest = { ...fields, key_id: keyId }
+      return { ...unsigned, signature: mac(current, unsigned).toString('hex') }
+    },
+    verify(manifest) {
+      const key = ring.get(manifest.key_id)
+      if (key === undefined) {
+        throw new DomainError('unknown_key', `manifest is signed with key ${manifest.key_id}, which this controller does not hold`)
+      }
+      const { signature, ...unsigned } = manifest
+      const expected = mac(key, unsigned)
+      const given = Buffer.from(signature, 'hex')
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        throw new DomainError('invalid_signature', 'manifest signature does not match its contents')
+      }
+    },
+  }
+}

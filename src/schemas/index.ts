@@ -1,0 +1,319 @@
+// The wire shapes of SPEC §1 and §3. One zod schema per shape serves request validation,
+// response allowlisting, the TypeScript types (z.infer) and the OpenAPI document.
+import { z } from 'zod'
+
+export const LIMITS = {
+  /** Canonical JSON bytes of one state_snapshot. */
+  stateSnapshotBytes: 16 * 1024,
+  /** Request body bytes (a manifest with a full snapshot fits with room to spare). */
+  bodyBytes: 64 * 1024,
+  reasonChars: 500,
+  stopConditions: 32,
+  expressionChars: 2_000,
+  metrics: 64,
+  listLimit: 1000,
+} as const
+
+const TERMINAL = ['deregistered', 'killed', 'reaped', 'expired'] as const
+export const WorkerStatusSchema = z.enum(['active', 'quarantined', ...TERMINAL]).meta({ id: 'WorkerStatus' })
+export type WorkerStatus = z.infer<typeof WorkerStatusSchema>
+export const TERMINAL_STATUSES: readonly WorkerStatus[] = TERMINAL
+export const LIVE_STATUSES: readonly WorkerStatus[] = ['active', 'quarantined']
+
+export const TerminationReasonSchema = z.enum(['kill_switch', 'killed', 'reaped', 'expired', 'deregistered'])
+export type TerminationReason = z.infer<typeof TerminationReasonSchema>
+
+export const WorkerIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex characters')
+const HexDigest = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters')
+const Timestamp = z.iso.datetime({ offset: false, precision: 3 })
+const Reason = z.string().trim().min(1).max(LIMITS.reasonChars)
+
+export const NetworkPolicySchema = z
+  .strictObject({
+    allow_controller: z.boolean().default(true),
+    allow_external: z.boolean().default(false),
+  })
+  .meta({ id: 'NetworkPolicy' })
+
+export const ResourcesSchema = z
+  .strictObject({
+    cpu_limit: z.number().positive().max(1024),
+    memory_limit_mb: z.int().positive().max(16 * 1024 * 1024),
+    network_policy: NetworkPolicySchema.default({ allow_controller: true, allow_external: false }),
+  })
+  .meta({ id: 'Resources' })
+export type Resources = z.output<typeof ResourcesSchema>
+
+/** Resources as they stand in a signed manifest: every field present, no defaults filled in. */
+export const ManifestResourcesSchema = z.strictObject({
+  cpu_limit: z.number().positive(),
+  memory_limit_mb: z.int().positive(),
+  network_policy: z.strictObject({ allow_controller: z.boolean(), allow_external: z.boolean() }),
+})
+
+/** A JSON object of bounded size; its canonical form is what gets signed. */
+export const StateSnapshotSchema = z
+  .record(z.string(), z.json())
+  .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= LIMITS.stateSnapshotBytes, {
+    message: `must be at most ${LIMITS.stateSnapshotBytes} bytes of JSON`,
+  })
+  .meta({ id: 'StateSnapshot', description: 'JSON object cloned into the replica' })
+export type StateSnapshot = z.infer<typeof StateSnapshotSchema>
+
+export const StopConditionSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . -'),
+    description: z.string().max(500).default(''),
+    expression: z.string().min(1).max(LIMITS.expressionChars),
+  })
+  .meta({ id: 'StopCondition' })
+export type StopCondition = z.output<typeof StopConditionSchema>
+
+export const ContractInputSchema = z
+  .strictObject({
+    max_depth: z.int().min(0).max(64),
+    max_replicas: z.int().min(1).max(10_000_000),
+    cooldown_seconds: z.number().min(0).max(31_536_000),
+    expiration_seconds: z.number().positive().max(31_536_000 * 10).nullable(),
+    heartbeat_timeout_seconds: z.number().positive().max(86_400),
+    manifest_ttl_seconds: z.number().positive().max(86_400 * 7),
+    default_resources: ResourcesSchema,
+    max_resources: ResourcesSchema,
+    stop_conditions: z
+      .array(StopConditionSchema)
+      .max(LIMITS.stopConditions)
+      .default([]),
+  })
+  .meta({ id: 'ContractInput' })
+export type ContractInput = z.output<typeof ContractInputSchema>
+
+export const ContractSchema = ContractInputSchema.extend({
+  version: z.int().min(1),
+  updated_at: Timestamp,
+}).meta({ id: 'Contract' })
+export type Contract = z.output<typeof ContractSchema>
+
+/** Every field of a manifest but the signature: exactly what the signature covers. */
+export const UnsignedManifestSchema = z.strictObject({
+  worker_id: WorkerIdSchema,
+  parent_id: WorkerIdSchema.nullable(),
+  depth: z.int().min(0),
+  state_snapshot: StateSnapshotSchema,
+  resources: ManifestResourcesSchema,
+  issued_at: Timestamp,
+  expires_at: Timestamp.describe('registration deadline'),
+  key_id: z.string().min(1).max(64),
+})
+export type UnsignedManifest = z.output<typeof UnsignedManifestSchema>
+
+export const ManifestSchema = UnsignedManifestSchema.extend({
+  signature: HexDigest.describe('HMAC-SHA256 (hex) over the RFC 8785 canonical JSON of every other field'),
+}).meta({ id: 'Manifest' })
+export type Manifest = z.output<typeof ManifestSchema>
+
+export const RootManifestRequestSchema = z
+  .strictObject({
+    state_snapshot: StateSnapshotSchema.optional(),
+    resources: ResourcesSchema.optional(),
+  })
+  .meta({ id: 'RootManifestRequest' })
+export type RootManifestRequest = z.output<typeof RootManifestRequestSchema>
+
+export const SpawnRequestSchema = z
+  .strictObject({
+    reason: Reason,
+    state_snapshot: StateSnapshotSchema.optional(),
+    resources: ResourcesSchema.optional(),
+  })
+  .meta({ id: 'SpawnRequest' })
+export type SpawnRequest = z.output<typeof SpawnRequestSchema>
+
+export const HeartbeatRequestSchema = z
+  .strictObject({
+    metrics: z
+      .record(z.string().min(1).max(64), z.number())
+      .refine((m) => Object.keys(m).length <= LIMITS.metrics, { message: `at most ${LIMITS.metrics} metrics` })
+      .optional(),
+  })
+  .meta({ id: 'HeartbeatRequest' })
+export type HeartbeatRequest = z.output<typeof HeartbeatRequestSchema>
+
+export const DirectiveSchema = z.enum(['continue', 'suspend', 'terminate'])
+export type Directive = z.infer<typeof DirectiveSchema>
+
+export const HeartbeatResponseSchema = z
+  .strictObject({
+    directive: DirectiveSchema,
+    lease_expires_at: Timestamp,
+    expires_at: Timestamp.nullable().describe('end of the worker lifetime, null when unlimited'),
+    heartbeat_interval_seconds: z.number(),
+  })
+  .meta({ id: 'HeartbeatResponse' })
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>
+
+const workerFields = {
+  worker_id: WorkerIdSchema,
+  parent_id: WorkerIdSchema.nullable(),
+  depth: z.int(),
+  status: WorkerStatusSchema,
+  reason: z.string().nullable().describe('why the worker is in its current state'),
+  resources: ResourcesSchema,
+  key_id: z.string(),
+  issued_at: Timestamp,
+  registered_at: Timestamp,
+  last_heartbeat_at: Timestamp.nullable(),
+  lease_expires_at: Timestamp,
+  expires_at: Timestamp.nullable().describe('end of the worker lifetime, null when unlimited'),
+  ended_at: Timestamp.nullable(),
+}
+
+export const WorkerSummarySchema = z.strictObject(workerFields).meta({ id: 'WorkerSummary' })
+export type WorkerSummary = z.infer<typeof WorkerSummarySchema>
+
+export const WorkerViewSchema = z
+  .strictObject({
+    ...workerFields,
+    state_snapshot: StateSnapshotSchema,
+    children_count: z.int(),
+  })
+  .meta({ id: 'Worker' })
+export type WorkerView = z.infer<typeof WorkerViewSchema>
+
+export const RegistrationResponseSchema = z
+  .strictObject({
+    worker: WorkerViewSchema,
+    lease_token: z.string().describe('bearer token for this worker only; shown once'),
+    heartbeat_interval_seconds: z.number(),
+    heartbeat_timeout_seconds: z.number(),
+  })
+  .meta({ id: 'Registration' })
+
+export const WorkerListQuerySchema = z.strictObject({
+  status: WorkerStatusSchema.optional(),
+  parent_id: WorkerIdSchema.optional(),
+  depth: z.coerce.number().int().min(0).optional(),
+  limit: z.coerce.number().int().min(1).max(LIMITS.listLimit).default(100),
+  cursor: z.string().regex(/^[0-9]{1,15}$/, 'must be a cursor returned by a previous page').optional(),
+})
+export type WorkerListQuery = z.output<typeof WorkerListQuerySchema>
+
+export const WorkerListSchema = z
+  .strictObject({
+    items: z.array(WorkerSummarySchema),
+    next_cursor: z.string().nullable(),
+  })
+  .meta({ id: 'WorkerList' })
+
+export const LineageNodeSchema = z
+  .strictObject({
+    worker_id: WorkerIdSchema,
+    parent_id: WorkerIdSchema.nullable(),
+    depth: z.int(),
+    status: WorkerStatusSchema,
+  })
+  .meta({ id: 'LineageNode' })
+export type LineageNode = z.infer<typeof LineageNodeSchema>
+
+export const LineageSchema = z
+  .strictObject({
+    worker_id: WorkerIdSchema,
+    ancestors: z.array(LineageNodeSchema).describe('root first'),
+    descendants: z.array(LineageNodeSchema).describe('breadth first, bounded'),
+    truncated: z.boolean().describe('true when descendants were cut at the bound'),
+  })
+  .meta({ id: 'Lineage' })
+
+export const ReasonBodySchema = z.strictObject({ reason: Reason }).meta({ id: 'ReasonBody' })
+export const OptionalReasonBodySchema = z.strictObject({ reason: Reason.optional() })
+export const KillRequestSchema = z
+  .strictObject({ reason: Reason.optional(), cascade: z.boolean().default(true) })
+  .meta({ id: 'KillRequest' })
+
+export const KillResultSchema = z
+  .strictObject({ worker: WorkerViewSchema, killed: z.array(WorkerIdSchema) })
+  .meta({ id: 'KillResult' })
+
+export const KillSwitchSchema = z
+  .strictObject({
+    engaged: z.boolean(),
+    engaged_at: Timestamp.nullable(),
+    reason: z.string().nullable(),
+  })
+  .meta({ id: 'KillSwitch' })
+export type KillSwitchState = z.infer<typeof KillSwitchSchema>
+
+export const KillSwitchEngagedSchema = KillSwitchSchema.extend({
+  terminated: z.int().describe('workers terminated by this request'),
+  manifests_voided: z.int(),
+}).meta({ id: 'KillSwitchEngaged' })
+
+export const AuditTypeSchema = z.enum([
+  'manifest_issued',
+  'manifest_denied',
+  'manifest_expired',
+  'worker_registered',
+  'registration_rejected',
+  'spawn_approved',
+  'spawn_denied',
+  'worker_deregistered',
+  'worker_quarantined',
+  'worker_released',
+  'worker_killed',
+  'worker_reaped',
+  'worker_expired',
+  'kill_switch_engaged',
+  'kill_switch_disengaged',
+  'contract_updated',
+  'controller_started',
+])
+export type AuditType = z.infer<typeof AuditTypeSchema>
+
+export const AuditRecordSchema = z
+  .strictObject({
+    seq: z.int(),
+    at: Timestamp,
+    type: AuditTypeSchema,
+    actor: z.string(),
+    worker_id: z.string().nullable(),
+    parent_id: z.string().nullable(),
+    code: z.string().nullable(),
+    data: z.record(z.string(), z.json()),
+    prev_hash: HexDigest,
+    hash: HexDigest,
+  })
+  .meta({ id: 'AuditRecord' })
+export type AuditRecord = z.infer<typeof AuditRecordSchema>
+
+export const AuditQuerySchema = z.strictObject({
+  type: AuditTypeSchema.optional(),
+  worker_id: WorkerIdSchema.optional(),
+  after_seq: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(LIMITS.listLimit).default(100),
+})
+export type AuditQuery = z.output<typeof AuditQuerySchema>
+
+export const AuditPageSchema = z
+  .strictObject({ items: z.array(AuditRecordSchema), next_after_seq: z.int().nullable() })
+  .meta({ id: 'AuditPage' })
+
+export const AuditVerificationSchema = z
+  .strictObject({
+    ok: z.boolean(),
+    records: z.int(),
+    head_hash: HexDigest.nullable(),
+    first_invalid_seq: z.int().nullable(),
+  })
+  .meta({ id: 'AuditVerification' })
+export type AuditVerification = z.infer<typeof AuditVerificationSchema>
+
+export const ProblemSchema = z
+  .looseObject({
+    type: z.string(),
+    title: z.string(),
+    status: z.int(),
+    detail: z.string().optional(),
+    code: z.string(),
+    instance: z.string().optional(),
+    request_id: z.string().optional(),
+  })
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details with a stable machine code' })

@@ -1,0 +1,61 @@
+// SQL for the audit table. Appending links each record to the one before it.
+import type { AuditQuery, AuditRecord, AuditType } from '../schemas/index.js'
+import { GENESIS_HASH, recordHash } from '../domain/audit-chain.js'
+import type { Db } from './db.js'
+
+export interface AuditEntry {
+  type: AuditType
+  actor: string
+  worker_id?: string | null
+  parent_id?: string | null
+  code?: string | null
+  data?: Record<string, unknown>
+}
+
+interface AuditRow extends Omit<AuditRecord, 'data'> {
+  data: string
+}
+
+const fromRow = (row: AuditRow): AuditRecord => ({ ...row, data: JSON.parse(row.data) })
+
+export function createAuditRepository(db: Db, onAppend: (entry: AuditEntry) => void = () => {}) {
+  const head = db.prepare<[], { seq: number; hash: string }>(`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`)
+  const insert = db.prepare(`
+    INSERT INTO audit (seq, at, type, actor, worker_id, parent_id, code, data, prev_hash, hash)
+    VALUES (@seq, @at, @type, @actor, @worker_id, @parent_id, @code, @data, @prev_hash, @hash)`)
+  const all = db.prepare<[], AuditRow>(`SELECT * FROM audit ORDER BY seq`)
+
+  return {
+    /** Must run inside the transaction of the change it records. */
+    append(entry: AuditEntry, at: string): AuditRecord {
+      const last = head.get()
+      const unhashed = {
+        seq: (last?.seq ?? 0) + 1,
+        at,
+        type: entry.type,
+        actor: entry.actor,
+        worker_id: entry.worker_id ?? null,
+        parent_id: entry.parent_id ?? null,
+        code: entry.code ?? null,
+        data: (entry.data ?? {}) as AuditRecord['data'],
+        prev_hash: last?.hash ?? GENESIS_HASH,
+      }
+      const record: AuditRecord = { ...unhashed, hash: recordHash(unhashed) }
+      insert.run({ ...record, data: JSON.stringify(record.data) })
+      onAppend(entry)
+      return record
+    },
+    list(query: AuditQuery): AuditRecord[] {
+      const where = ['seq > @after_seq']
+      if (query.type !== undefined) where.push('type = @type')
+      if (query.worker_id !== undefined) where.push('(worker_id = @worker_id OR parent_id = @worker_id)')
+      const sql = `SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`
+      return db.prepare<[AuditQuery], AuditRow>(sql).all(query).map(fromRow)
+    },
+    *iterate(): Generator<AuditRecord> {
+      for (const row of all.iterate()) yield fromRow(row)
+    },
+  }
+}
+
+export type AuditRepository = ReturnType<typeof createAuditRepository>

@@ -1,0 +1,158 @@
+// SQL for the workers table.
+import type { Db } from './db.js'
+import type { WorkerStatus } from '../schemas/index.js'
+
+export interface WorkerRow {
+  seq: number
+  worker_id: string
+  parent_id: string | null
+  depth: number
+  status: WorkerStatus
+  reason: string | null
+  lease_token_hash: Buffer
+  resources: string
+  state_snapshot: string
+  key_id: string
+  issued_at: number
+  registered_at: number
+  last_heartbeat_at: number | null
+  lease_expires_at: number
+  expires_at: number | null
+  last_spawn_at: number | null
+  ended_at: number | null
+}
+
+export type NewWorker = Omit<WorkerRow, 'seq' | 'last_heartbeat_at' | 'last_spawn_at' | 'ended_at' | 'reason'> & {
+  reason: string | null
+}
+
+export interface WorkerFilter {
+  status?: WorkerStatus | undefined
+  parent_id?: string | undefined
+  depth?: number | undefined
+  after_seq: number
+  limit: number
+}
+
+export interface TreeNode {
+  worker_id: string
+  parent_id: string | null
+  depth: number
+  status: WorkerStatus
+}
+
+const LIVE = `status IN ('active', 'quarantined')`
+
+export function createWorkerRepository(db: Db) {
+  const insert = db.prepare(`
+    INSERT INTO workers (worker_id, parent_id, depth, status, reason, lease_token_hash, resources, state_snapshot,
+      key_id, issued_at, registered_at, lease_expires_at, expires_at)
+    VALUES (@worker_id, @parent_id, @depth, @status, @reason, @lease_token_hash, @resources, @state_snapshot,
+      @key_id, @issued_at, @registered_at, @lease_expires_at, @expires_at)`)
+  const get = db.prepare<[string], WorkerRow>(`SELECT * FROM workers WHERE worker_id = ?`)
+  const countLive = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM workers WHERE ${LIVE}`)
+  const countChildren = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM workers WHERE parent_id = ?`)
+  const setStatus = db.prepare(`UPDATE workers SET status = @status, reason = @reason WHERE worker_id = @worker_id`)
+  const terminate = db.prepare(`
+    UPDATE workers SET status = @status, reason = @reason, ended_at = @at WHERE worker_id = @worker_id AND ${LIVE}`)
+  const terminateAllLive = db.prepare(`
+    UPDATE workers SET status = 'killed', reason = @reason, ended_at = @at WHERE ${LIVE}`)
+  const renewLease = db.prepare(`
+    UPDATE workers SET lease_expires_at = @lease_expires_at, last_heartbeat_at = @at WHERE worker_id = @worker_id`)
+  const recordSpawn = db.prepare(`UPDATE workers SET last_spawn_at = @at WHERE worker_id = @worker_id`)
+  const dueLease = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
+    SELECT worker_id, parent_id FROM workers WHERE ${LIVE} AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`)
+  const dueLifetime = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
+    SELECT worker_id, parent_id FROM workers WHERE ${LIVE} AND expires_at IS NOT NULL AND expires_at <= ?
+    ORDER BY expires_at LIMIT ?`)
+  const liveDescendants = db.prepare<[string], { worker_id: string; parent_id: string | null }>(`
+    WITH RECURSIVE tree(worker_id) AS (
+      SELECT worker_id FROM workers WHERE parent_id = ?
+      UNION ALL
+      SELECT w.worker_id FROM workers w JOIN tree t ON w.parent_id = t.worker_id
+    )
+    SELECT w.worker_id, w.parent_id FROM workers w JOIN tree USING (worker_id) WHERE w.${LIVE}`)
+  const descendants = db.prepare<[string, number], TreeNode>(`
+    WITH RECURSIVE tree(worker_id, level) AS (
+      SELECT worker_id, 1 FROM workers WHERE parent_id = ?
+      UNION ALL
+      SELECT w.worker_id, t.level + 1 FROM workers w JOIN tree t ON w.parent_id = t.worker_id
+    )
+    SELECT w.worker_id, w.parent_id, w.depth, w.status FROM tree JOIN workers w USING (worker_id)
+    ORDER BY tree.level, w.seq LIMIT ?`)
+  const shiftLeases = db.prepare(`
+    UPDATE workers SET lease_expires_at = max(lease_expires_at + @downtime, @floor) WHERE ${LIVE}`)
+
+  return {
+    insert(worker: NewWorker): void {
+      insert.run(worker)
+    },
+    get(workerId: string): WorkerRow | undefined {
+      return get.get(workerId)
+    },
+    countLive(): number {
+      return countLive.get()!.n
+    },
+    countChildren(workerId: string): number {
+      return countChildren.get(workerId)!.n
+    },
+    /** Moves between live states (quarantine and release). */
+    setLiveStatus(workerId: string, status: 'active' | 'quarantined', reason: string | null): void {
+      setStatus.run({ worker_id: workerId, status, reason })
+    },
+    /** Moves a live worker to a terminal state; false when it was not live. */
+    terminate(workerId: string, status: WorkerStatus, reason: string, at: number): boolean {
+      return terminate.run({ worker_id: workerId, status, reason, at }).changes === 1
+    },
+    /** Kills every live worker in one statement; the number killed. */
+    killAllLive(reason: string, at: number): number {
+      return terminateAllLive.run({ reason, at }).changes
+    },
+    renewLease(workerId: string, leaseExpiresAt: number, at: number): void {
+      renewLease.run({ worker_id: workerId, lease_expires_at: leaseExpiresAt, at })
+    },
+    recordSpawn(workerId: string, at: number): void {
+      recordSpawn.run({ worker_id: workerId, at })
+    },
+    dueLease(now: number, limit: number) {
+      return dueLease.all(now, limit)
+    },
+    dueLifetime(now: number, limit: number) {
+      return dueLifetime.all(now, limit)
+    },
+    liveDescendants(workerId: string) {
+      return liveDescendants.all(workerId)
+    },
+    descendants(workerId: string, limit: number): TreeNode[] {
+      return descendants.all(workerId, limit)
+    },
+    ancestors(worker: WorkerRow): TreeNode[] {
+      const chain: TreeNode[] = []
+      let parentId = worker.parent_id
+      while (parentId !== null && chain.length < 1000) {
+        const parent = get.get(parentId)
+        if (!parent) break
+        chain.unshift({ worker_id: parent.worker_id, parent_id: parent.parent_id, depth: parent.depth, status: parent.status })
+        parentId = parent.parent_id
+      }
+      return chain
+    },
+    list(filter: WorkerFilter): WorkerRow[] {
+      const where = ['seq > @after_seq']
+      if (filter.status !== undefined) where.push('status = @status')
+      if (filter.parent_id !== undefined) where.push('parent_id = @parent_id')
+      if (filter.depth !== undefined) where.push('depth = @depth')
+      const sql = `SELECT * FROM workers WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`
+      return db.prepare<[WorkerFilter], WorkerRow>(sql).all(filter)
+    },
+    /** After a restart: leases keep what they had left at the last tick, and at least `floor`. */
+    shiftLeases(downtime: number, floor: number): number {
+      return shiftLeases.run({ downtime, floor }).changes
+    },
+    countByStatus(): Array<{ status: WorkerStatus; n: number }> {
+      return db.prepare<[], { status: WorkerStatus; n: number }>(`SELECT status, count(*) AS n FROM workers GROUP BY status`).all()
+    },
+  }
+}
+
+export type WorkerRepository = ReturnType<typeof createWorkerRepository>
