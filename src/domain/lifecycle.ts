@@ -112,8 +112,9 @@ export function createLifecycle(deps: DomainDeps) {
 
     /** SPEC §2.8: the lease token issued to *this* worker, compared in constant time. */
     authenticate(workerId: string, token: string | undefined): WorkerRow {
+      if (token === undefined) throw new DomainError('unauthorized', `the lease token of worker ${workerId} is required`)
       const row = requireWorker(workerId)
-      if (token === undefined || !tokenMatches(token, row.lease_token_hash)) {
+      if (!tokenMatches(token, row.lease_token_hash)) {
         throw new DomainError('unauthorized', `a valid lease token of worker ${workerId} is required`)
       }
       return row

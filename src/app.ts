@@ -1,0 +1,89 @@
+// buildApp wires the HTTP edge over the domain. It never listens: server.ts and tests do.
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import sjson from 'secure-json-parse'
+import { serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
+import type { z } from 'zod'
+import type { Warden } from './domain/index.js'
+import { createMetrics, type Metrics } from './http/metrics.js'
+import { authPlugin } from './http/plugins/auth.js'
+import { errorsPlugin, RequestValidationError } from './http/plugins/errors.js'
+import { swaggerPlugin } from './http/plugins/swagger.js'
+import { auditRoutes } from './http/routes/audit.js'
+import { contractRoutes } from './http/routes/contract.js'
+import { killSwitchRoutes } from './http/routes/kill-switch.js'
+import { manifestRoutes } from './http/routes/manifests.js'
+import { systemRoutes } from './http/routes/system.js'
+import { workerAdminRoutes, workerSelfRoutes } from './http/routes/workers.js'
+import { LIMITS } from './schemas/index.js'
+import pkg from '../package.json' with { type: 'json' }
+
+export interface AppOptions {
+  warden: Warden
+  operatorToken: string
+  metrics?: Metrics
+  /** A pino logger; none (silent) when omitted. */
+  logger?: FastifyBaseLogger
+}
+
+export const REDACT = ['req.headers.authorization', 'lease_token', '*.lease_token', 'operatorToken', 'signingKey']
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const { warden } = options
+  const metrics = options.metrics ?? createMetrics()
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    bodyLimit: LIMITS.bodyBytes,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    routerOptions: { maxParamLength: 128 },
+  }).withTypeProvider<ZodTypeProvider>()
+
+  // Fastify hands a missing body to validation as null; optional bodies treat it as absent.
+  app.setValidatorCompiler(({ schema, httpPart }) => (data) => {
+    const input = httpPart === 'body' && data === null ? undefined : data
+    const result = (schema as z.ZodType).safeParse(input, { reportInput: true })
+    return result.success ? { value: result.data } : { error: new RequestValidationError(result.error.issues) }
+  })
+  app.setSerializerCompiler(serializerCompiler)
+
+  // An empty body is accepted with or without a JSON content type (Swagger UI and curl send both).
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = (body as string).trim()
+    if (text === '') return done(null, undefined)
+    try {
+      done(null, sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }))
+    } catch (error) {
+      const invalid = new Error(`body is not valid JSON: ${(error as Error).message}`) as Error & { statusCode: number; code: string }
+      invalid.statusCode = 400
+      invalid.code = 'FST_ERR_CTP_INVALID_JSON_BODY'
+      done(invalid, undefined)
+    }
+  })
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id)
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000)
+  })
+
+  metrics.observeState({
+    workersByStatus: () => warden.store.workers.countByStatus(),
+    killSwitchEngaged: () => warden.store.killSwitch.get().engaged === 1,
+  })
+
+  await app.register(errorsPlugin)
+  await app.register(authPlugin, { operatorToken: options.operatorToken, lifecycle: warden.lifecycle })
+  await app.register(swaggerPlugin, { version: pkg.version })
+  await app.register(systemRoutes, { db: warden.store.db, metrics })
+  await app.register(contractRoutes, { warden })
+  await app.register(manifestRoutes, { warden })
+  await app.register(workerSelfRoutes, { warden })
+  await app.register(workerAdminRoutes, { warden })
+  await app.register(killSwitchRoutes, { warden })
+  await app.register(auditRoutes, { warden })
+  return app
+}

@@ -1,0 +1,71 @@
+// WARDEN_* environment, read once by server.ts. Secrets have no defaults in code: when not
+// given they are generated once and saved beside the database with mode 0600.
+import { randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { z } from 'zod'
+import { describeIssues } from './schemas/issues.js'
+
+const ConfigSchema = z.object({
+  WARDEN_HOST: z.string().min(1).default('127.0.0.1'),
+  WARDEN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  WARDEN_DB: z.string().min(1).default('./data/warden.db'),
+  WARDEN_OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  WARDEN_SIGNING_KEY: z
+    .string()
+    .refine((key) => Buffer.byteLength(key) >= 32, 'must be at least 32 bytes')
+    .optional(),
+  WARDEN_CONTRACT: z.string().min(1).optional(),
+  WARDEN_REAPER_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
+  WARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+
+export type Config = z.infer<typeof ConfigSchema>
+
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const set = Object.fromEntries(Object.entries(env).filter(([key, value]) => key.startsWith('WARDEN_') && value !== ''))
+  const parsed = ConfigSchema.safeParse(set, { reportInput: true })
+  if (!parsed.success) throw new Error(`invalid configuration: ${describeIssues(parsed.error.issues)}`)
+  return parsed.data
+}
+
+export interface Secrets {
+  operatorToken: string
+  signingKey: Buffer
+  /** Files written or read, for the start-up log line. */
+  files: string[]
+}
+
+/** The folder secrets live in: beside the database, or ./data for an in-memory one. */
+export function secretsDir(config: Config): string {
+  return config.WARDEN_DB === ':memory:' ? resolve('data') : dirname(resolve(config.WARDEN_DB))
+}
+
+export function loadSecrets(config: Config): Secrets {
+  const dir = secretsDir(config)
+  const files: string[] = []
+  const secret = (given: string | undefined, name: string): string => {
+    if (given !== undefined) return given
+    const file = join(dir, name)
+    files.push(file)
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim()
+    mkdirSync(dir, { recursive: true })
+    const value = randomBytes(32).toString('base64url')
+    writeFileSync(file, value + '\n', { mode: 0o600, flag: 'wx' })
+    chmodSync(file, 0o600)
+    return value
+  }
+  return {
+    operatorToken: secret(config.WARDEN_OPERATOR_TOKEN, 'operator-token'),
+    signingKey: Buffer.from(secret(config.WARDEN_SIGNING_KEY, 'signing-key'), 'utf8'),
+    files,
+  }
+}
+
+export function readContractFile(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'))
+  } catch (error) {
+    throw new Error(`WARDEN_CONTRACT ${path}: ${error instanceof Error ? error.message : String(error)}`)
+  }
+}

@@ -1,0 +1,85 @@
+// Prometheus metrics on a registry of their own (one per app, so tests never share counters).
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { AuditEntry } from '../store/index.js'
+import type { TickResult } from '../domain/reaper.js'
+
+export function createMetrics() {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'warden_process_' })
+
+  const decisions = new Counter({
+    name: 'warden_decisions_total',
+    help: 'Audited decisions by audit type and code',
+    labelNames: ['type', 'code'] as const,
+    registers: [registry],
+  })
+  const heartbeats = new Counter({
+    name: 'warden_heartbeats_total',
+    help: 'Heartbeats answered, by directive',
+    labelNames: ['directive'] as const,
+    registers: [registry],
+  })
+  const reaperRuns = new Counter({ name: 'warden_reaper_runs_total', help: 'Reaper ticks', registers: [registry] })
+  const reaperDuration = new Histogram({
+    name: 'warden_reaper_tick_seconds',
+    help: 'Duration of one reaper tick',
+    buckets: [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1],
+    registers: [registry],
+  })
+  const reaped = new Counter({
+    name: 'warden_reaper_transitions_total',
+    help: 'Workers reaped or expired and manifests voided by the reaper',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  })
+  const httpDuration = new Histogram({
+    name: 'warden_http_request_duration_seconds',
+    help: 'HTTP request latency by route and status',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  })
+
+  return {
+    registry,
+    auditRecorded(entry: AuditEntry): void {
+      decisions.inc({ type: entry.type, code: entry.code ?? '' })
+    },
+    heartbeat(directive: string): void {
+      heartbeats.inc({ directive })
+    },
+    reaperTick(seconds: number, result: TickResult): void {
+      reaperRuns.inc()
+      reaperDuration.observe(seconds)
+      if (result.reaped) reaped.inc({ kind: 'reaped' }, result.reaped)
+      if (result.expired) reaped.inc({ kind: 'expired' }, result.expired)
+      if (result.manifests_expired) reaped.inc({ kind: 'manifest_expired' }, result.manifests_expired)
+    },
+    httpRequest(method: string, route: string, status: number, seconds: number): void {
+      httpDuration.observe({ method, route, status: String(status) }, seconds)
+    },
+    /** Gauges read at scrape time from the source of truth. */
+    observeState(read: { workersByStatus(): Array<{ status: string; n: number }>; killSwitchEngaged(): boolean }): void {
+      new Gauge({
+        name: 'warden_workers',
+        help: 'Workers by status',
+        labelNames: ['status'] as const,
+        registers: [registry],
+        collect() {
+          this.reset()
+          for (const { status, n } of read.workersByStatus()) this.set({ status }, n)
+        },
+      })
+      new Gauge({
+        name: 'warden_kill_switch_engaged',
+        help: '1 while the kill switch is engaged',
+        registers: [registry],
+        collect() {
+          this.set(read.killSwitchEngaged() ? 1 : 0)
+        },
+      })
+    },
+  }
+}
+
+export type Metrics = ReturnType<typeof createMetrics>

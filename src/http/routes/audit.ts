@@ -1,0 +1,36 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import type { Warden } from '../../domain/index.js'
+import { AuditPageSchema, AuditQuerySchema, AuditVerificationSchema } from '../../schemas/index.js'
+import { operatorSecurity, problems } from '../schemas.js'
+
+export const auditRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app, { warden }) => {
+  app.addHook('onRequest', app.requireOperator)
+
+  app.get('/v1/audit', {
+    schema: {
+      operationId: 'listAudit',
+      tags: ['audit'],
+      summary: 'Audit records in order',
+      description: '`worker_id` matches records about the worker or naming it as parent. Page with `after_seq`.',
+      security: operatorSecurity,
+      querystring: AuditQuerySchema,
+      response: { 200: AuditPageSchema, ...problems(400, 401) },
+    },
+    handler: async (request) => {
+      const items = warden.store.audit.list(request.query)
+      const last = items.at(-1)
+      return { items, next_after_seq: items.length === request.query.limit && last ? last.seq : null }
+    },
+  })
+
+  app.get('/v1/audit/verify', {
+    schema: {
+      operationId: 'verifyAudit',
+      tags: ['audit'],
+      summary: 'Recompute the hash chain',
+      security: operatorSecurity,
+      response: { 200: AuditVerificationSchema, ...problems(401) },
+    },
+    handler: async () => warden.verifyAudit(),
+  })
+}

@@ -1,0 +1,32 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import type { Warden } from '../../domain/index.js'
+import { KillSwitchEngagedSchema, KillSwitchSchema, OptionalReasonBodySchema } from '../../schemas/index.js'
+import { operatorSecurity, problems } from '../schemas.js'
+
+export const killSwitchRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app, { warden }) => {
+  app.addHook('onRequest', app.requireOperator)
+  const tags = ['kill-switch']
+
+  app.get('/v1/kill-switch', {
+    schema: { operationId: 'getKillSwitch', tags, security: operatorSecurity, response: { 200: KillSwitchSchema, ...problems(401) } },
+    handler: async () => warden.lifecycle.killSwitchState(),
+  })
+
+  app.post('/v1/kill-switch', {
+    schema: {
+      operationId: 'engageKillSwitch',
+      tags,
+      summary: 'Engage: terminate every live worker and refuse all admission until disengaged',
+      description: 'The body is optional. Engaging twice is harmless (terminated is then 0).',
+      security: operatorSecurity,
+      body: OptionalReasonBodySchema.optional(),
+      response: { 200: KillSwitchEngagedSchema, ...problems(400, 401, 413, 415) },
+    },
+    handler: async (request) => warden.lifecycle.engageKillSwitch(request.body?.reason),
+  })
+
+  app.delete('/v1/kill-switch', {
+    schema: { operationId: 'disengageKillSwitch', tags, security: operatorSecurity, response: { 200: KillSwitchSchema, ...problems(401) } },
+    handler: async () => warden.lifecycle.disengageKillSwitch(),
+  })
+}

@@ -1,0 +1,20 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import type { Warden } from '../../domain/index.js'
+import { ManifestSchema, RootManifestRequestSchema } from '../../schemas/index.js'
+import { operatorSecurity, problems } from '../schemas.js'
+
+export const manifestRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app, { warden }) => {
+  app.post('/v1/manifests', {
+    onRequest: app.requireOperator,
+    schema: {
+      operationId: 'issueRootManifest',
+      tags: ['manifests'],
+      summary: 'Issue a root manifest (depth 0)',
+      description: 'The body is optional; an empty one uses the contract default resources and an empty state snapshot.',
+      security: operatorSecurity,
+      body: RootManifestRequestSchema.optional(),
+      response: { 201: ManifestSchema, ...problems(400, 401, 403, 413, 415) },
+    },
+    handler: async (request, reply) => reply.code(201).send(warden.admission.issueRoot(request.body ?? {})),
+  })
+}

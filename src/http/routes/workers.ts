@@ -1,0 +1,177 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import type { Warden } from '../../domain/index.js'
+import { workerSummary } from '../../domain/views.js'
+import {
+  HeartbeatRequestSchema,
+  HeartbeatResponseSchema,
+  KillRequestSchema,
+  KillResultSchema,
+  LineageSchema,
+  ManifestSchema,
+  ReasonBodySchema,
+  RegistrationResponseSchema,
+  SpawnRequestSchema,
+  WorkerListQuerySchema,
+  WorkerListSchema,
+  WorkerViewSchema,
+  LIMITS,
+} from '../../schemas/index.js'
+import { operatorSecurity, problems, WorkerParamsSchema, workerSecurity } from '../schemas.js'
+
+const LINEAGE_LIMIT = 10_000
+
+/** The worker-facing side: register, heartbeat, spawn, shut down. */
+export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app, { warden }) => {
+  const tags = ['workers']
+
+  app.post('/v1/workers', {
+    schema: {
+      operationId: 'registerWorker',
+      tags,
+      summary: 'Register with a signed manifest (the manifest is the credential)',
+      body: ManifestSchema,
+      response: { 201: RegistrationResponseSchema, ...problems(400, 403, 409, 413, 415, 429) },
+    },
+    handler: async (request, reply) => reply.code(201).send(warden.admission.register(request.body)),
+  })
+
+  app.post('/v1/workers/:id/heartbeat', {
+    onRequest: app.requireWorker,
+    schema: {
+      operationId: 'heartbeat',
+      tags,
+      summary: 'Renew the lease; the answer is a directive',
+      security: workerSecurity,
+      params: WorkerParamsSchema,
+      body: HeartbeatRequestSchema.optional(),
+      response: { 200: HeartbeatResponseSchema, ...problems(400, 401, 404, 410, 413, 415) },
+    },
+    handler: async (request) => warden.lifecycle.heartbeat(request.params.id),
+  })
+
+  app.post('/v1/workers/:id/spawn', {
+    onRequest: app.requireWorker,
+    schema: {
+      operationId: 'spawn',
+      tags,
+      summary: 'Ask to replicate; an approval is the child manifest',
+      security: workerSecurity,
+      params: WorkerParamsSchema,
+      body: SpawnRequestSchema,
+      response: { 201: ManifestSchema, ...problems(400, 401, 403, 404, 410, 413, 415, 429) },
+    },
+    handler: async (request, reply) => reply.code(201).send(warden.admission.spawn(request.worker!, request.body)),
+  })
+
+  app.delete('/v1/workers/:id', {
+    onRequest: app.requireWorker,
+    schema: {
+      operationId: 'deregisterWorker',
+      tags,
+      summary: 'Graceful shutdown; repeating it is harmless',
+      security: workerSecurity,
+      params: WorkerParamsSchema,
+      querystring: z.strictObject({ reason: z.string().trim().min(1).max(LIMITS.reasonChars).optional() }),
+      response: { 200: WorkerViewSchema, ...problems(400, 401, 404) },
+    },
+    handler: async (request) => warden.lifecycle.deregister(request.params.id, request.query.reason),
+  })
+}
+
+/** The operator side: read, quarantine, release, kill. */
+export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app, { warden }) => {
+  app.addHook('onRequest', app.requireOperator)
+  const tags = ['workers']
+  const security = operatorSecurity
+
+  app.get('/v1/workers', {
+    schema: {
+      operationId: 'listWorkers',
+      tags,
+      summary: 'List workers in registration order',
+      security,
+      querystring: WorkerListQuerySchema,
+      response: { 200: WorkerListSchema, ...problems(400, 401) },
+    },
+    handler: async (request) => {
+      const { cursor, ...filter } = request.query
+      const rows = warden.store.workers.list({ ...filter, after_seq: cursor === undefined ? 0 : Number(cursor) })
+      const last = rows.at(-1)
+      return { items: rows.map(workerSummary), next_cursor: rows.length === filter.limit && last ? String(last.seq) : null }
+    },
+  })
+
+  app.get('/v1/workers/:id', {
+    schema: {
+      operationId: 'getWorker',
+      tags,
+      security,
+      params: WorkerParamsSchema,
+      response: { 200: WorkerViewSchema, ...problems(400, 401, 404) },
+    },
+    handler: async (request) => warden.lifecycle.view(warden.lifecycle.requireWorker(request.params.id)),
+  })
+
+  app.get('/v1/workers/:id/lineage', {
+    schema: {
+      operationId: 'getLineage',
+      tags,
+      summary: `Ancestors (root first) and up to ${LINEAGE_LIMIT} descendants`,
+      security,
+      params: WorkerParamsSchema,
+      response: { 200: LineageSchema, ...problems(400, 401, 404) },
+    },
+    handler: async (request) => {
+      const row = warden.lifecycle.requireWorker(request.params.id)
+      const descendants = warden.store.workers.descendants(row.worker_id, LINEAGE_LIMIT + 1)
+      return {
+        worker_id: row.worker_id,
+        ancestors: warden.store.workers.ancestors(row),
+        descendants: descendants.slice(0, LINEAGE_LIMIT),
+        truncated: descendants.length > LINEAGE_LIMIT,
+      }
+    },
+  })
+
+  app.post('/v1/workers/:id/quarantine', {
+    schema: {
+      operationId: 'quarantineWorker',
+      tags,
+      summary: 'Quarantine: alive, suspended, may not spawn',
+      security,
+      params: WorkerParamsSchema,
+      body: ReasonBodySchema,
+      response: { 200: WorkerViewSchema, ...problems(400, 401, 404, 410, 413, 415) },
+    },
+    handler: async (request) => warden.lifecycle.quarantine(request.params.id, request.body.reason),
+  })
+
+  app.delete('/v1/workers/:id/quarantine', {
+    schema: {
+      operationId: 'releaseWorker',
+      tags,
+      summary: 'Release from quarantine',
+      security,
+      params: WorkerParamsSchema,
+      response: { 200: WorkerViewSchema, ...problems(400, 401, 404, 410) },
+    },
+    handler: async (request) => warden.lifecycle.release(request.params.id),
+  })
+
+  app.post('/v1/workers/:id/kill', {
+    schema: {
+      operationId: 'killWorker',
+      tags,
+      summary: 'Kill a worker and (cascade, the default) its live descendants',
+      security,
+      params: WorkerParamsSchema,
+      body: KillRequestSchema.optional(),
+      response: { 200: KillResultSchema, ...problems(400, 401, 404, 413, 415) },
+    },
+    handler: async (request) => {
+      const body = request.body ?? { cascade: true }
+      return warden.lifecycle.kill(request.params.id, { reason: body.reason, cascade: body.cascade })
+    },
+  })
+}

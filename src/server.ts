@@ -1,0 +1,79 @@
+// The process: config, secrets, database, domain, HTTP, reaper, graceful shutdown.
+import { performance } from 'node:perf_hooks'
+import closeWithGrace from 'close-with-grace'
+import pino from 'pino'
+import { buildApp, REDACT } from './app.js'
+import { loadConfig, loadSecrets, readContractFile, type Config } from './config.js'
+import { systemClock } from './domain/clock.js'
+import { createWarden } from './domain/index.js'
+import { createSigner } from './domain/signing.js'
+import { createMetrics } from './http/metrics.js'
+import { DatabaseLockedError, openDatabase } from './store/db.js'
+import { createStore } from './store/index.js'
+
+export async function start(config: Config) {
+  const logger = pino({ level: config.WARDEN_LOG_LEVEL, redact: REDACT })
+  const secrets = loadSecrets(config)
+  if (secrets.files.length > 0) logger.info({ files: secrets.files }, 'secrets read from (or generated into) these files, mode 0600')
+
+  let db
+  try {
+    db = openDatabase(config.WARDEN_DB)
+  } catch (error) {
+    if (error instanceof DatabaseLockedError) {
+      logger.fatal(error.message)
+      process.exit(2)
+    }
+    throw error
+  }
+
+  const metrics = createMetrics()
+  const store = createStore(db, metrics.auditRecorded)
+  const warden = createWarden({
+    store,
+    clock: systemClock,
+    signer: createSigner(secrets.signingKey),
+    contract: config.WARDEN_CONTRACT === undefined ? undefined : readContractFile(config.WARDEN_CONTRACT),
+  })
+  const resumed = warden.reaper.resume({ pid: process.pid })
+  logger.info({ ...resumed, contract_version: warden.contracts.current().version }, 'controller started')
+
+  const app = await buildApp({ warden, operatorToken: secrets.operatorToken, metrics, logger })
+
+  const reaper = setInterval(() => {
+    const started = performance.now()
+    try {
+      const result = warden.reaper.tick()
+      metrics.reaperTick((performance.now() - started) / 1000, result)
+      if (result.reaped + result.expired + result.manifests_expired > 0) app.log.info(result, 'reaper tick')
+    } catch (error) {
+      app.log.error({ err: error }, 'reaper tick failed')
+    }
+  }, config.WARDEN_REAPER_INTERVAL_MS)
+
+  const close = async () => {
+    clearInterval(reaper)
+    await app.close()
+    db.close()
+  }
+
+  const address = await app.listen({ host: config.WARDEN_HOST, port: config.WARDEN_PORT })
+  app.log.info(`Warden listening on ${address}; Swagger UI at ${address}/docs`)
+  return { app, address, close, warden }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  let config: Config
+  try {
+    config = loadConfig(process.env)
+  } catch (error) {
+    console.error((error as Error).message)
+    process.exit(2)
+  }
+  const server = await start(config)
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) server.app.log.error({ err }, 'closing after an error')
+    else server.app.log.info({ signal }, 'draining and closing')
+    await server.close()
+  })
+}
