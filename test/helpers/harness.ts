@@ -1,0 +1,75 @@
+// In-process harness: a migrated in-memory database, a manual clock, the domain, and the app.
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from '../../src/app.js'
+import { ManualClock } from '../../src/domain/clock.js'
+import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
+import { createWarden, type Warden } from '../../src/domain/index.js'
+import { createSigner } from '../../src/domain/signing.js'
+import type { ContractInput, Manifest } from '../../src/schemas/index.js'
+import { openDatabase } from '../../src/store/db.js'
+import { createStore } from '../../src/store/index.js'
+
+export const OPERATOR_TOKEN = 'test-operator-token-0123456789abcdef'
+export const SIGNING_KEY = Buffer.from('test-signing-key-0123456789abcdef0123456789', 'utf8')
+
+export interface TestWarden {
+  warden: Warden
+  clock: ManualClock
+  close(): void
+}
+
+/** A fresh domain over a fresh `:memory:` database (or `file`), with a contract of `overrides`. */
+export function createTestWarden(overrides: Partial<ContractInput> = {}, file = ':memory:', clock = new ManualClock()): TestWarden {
+  const db = openDatabase(file)
+  const warden = createWarden({
+    store: createStore(db),
+    clock,
+    signer: createSigner(SIGNING_KEY),
+    contract: { ...DEFAULT_CONTRACT, cooldown_seconds: 0, ...overrides },
+  })
+  warden.reaper.resume()
+  return { warden, clock, close: () => db.close() }
+}
+
+export interface TestApp extends TestWarden {
+  app: FastifyInstance
+  op: Record<string, string>
+}
+
+export async function createTestApp(overrides: Partial<ContractInput> = {}): Promise<TestApp> {
+  const base = createTestWarden(overrides)
+  const app = await buildApp({ warden: base.warden, operatorToken: OPERATOR_TOKEN })
+  await app.ready()
+  return {
+    ...base,
+    app,
+    op: { authorization: `Bearer ${OPERATOR_TOKEN}` },
+    close: () => {
+      void app.close()
+      base.close()
+    },
+  }
+}
+
+/** Issues a root manifest and registers it; returns the worker id, its lease token and manifest. */
+export function registerRoot(warden: Warden, request: Parameters<Warden['admission']['issueRoot']>[0] = {}) {
+  const manifest = warden.admission.issueRoot(request)
+  const registration = warden.admission.register(manifest)
+  return { id: manifest.worker_id, token: registration.lease_token, manifest, registration }
+}
+
+/** Spawns from `parentId` and registers the child. */
+export function registerChild(warden: Warden, parentId: string, reason = 'test') {
+  const parent = warden.store.workers.get(parentId)!
+  const manifest: Manifest = warden.admission.spawn(parent, { reason })
+  const registration = warden.admission.register(manifest)
+  return { id: manifest.worker_id, token: registration.lease_token, manifest, registration }
+}
+
+/** Slots taken per SPEC §2.1, counted straight from the tables. */
+export function occupiedSlots(warden: Warden, now = warden.clock.now()): number {
+  const db = warden.store.db
+  const live = db.prepare(`SELECT count(*) AS n FROM workers WHERE status IN ('active','quarantined')`).get() as { n: number }
+  const outstanding = db.prepare(`SELECT count(*) AS n FROM manifests WHERE status = 'outstanding' AND expires_at > ?`).get(now) as { n: number }
+  return live.n + outstanding.n
+}
