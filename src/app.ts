@@ -1,9 +1,11 @@
 // buildApp wires the HTTP edge over the domain. It never listens: server.ts and tests do.
 import { randomUUID } from 'node:crypto'
+import rateLimit from '@fastify/rate-limit'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import sjson from 'secure-json-parse'
 import { serializerCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod'
 import type { z } from 'zod'
+import { DomainError } from './domain/errors.js'
 import type { Warden } from './domain/index.js'
 import { createMetrics, type Metrics } from './http/metrics.js'
 import { authPlugin } from './http/plugins/auth.js'
@@ -24,6 +26,8 @@ export interface AppOptions {
   metrics?: Metrics
   /** A pino logger; none (silent) when omitted. */
   logger?: FastifyBaseLogger
+  /** Registrations per minute per client address; 0 or undefined: no limit. */
+  registerRateLimit?: number
 }
 
 export const REDACT = ['req.headers.authorization', 'lease_token', '*.lease_token', 'operatorToken', 'signingKey']
@@ -81,7 +85,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(systemRoutes, { db: warden.store.db, metrics })
   await app.register(contractRoutes, { warden })
   await app.register(manifestRoutes, { warden })
-  await app.register(workerSelfRoutes, { warden })
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new DomainError('rate_limited', `too many registrations from this address; retry in ${context.after}`, {
+        retry_after: Math.max(1, Math.ceil(context.ttl / 1000)),
+      }),
+  })
+  await app.register(workerSelfRoutes, { warden, metrics, registerRateLimit: options.registerRateLimit ?? 0 })
   await app.register(workerAdminRoutes, { warden })
   await app.register(killSwitchRoutes, { warden })
   await app.register(auditRoutes, { warden })

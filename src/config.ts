@@ -17,6 +17,8 @@ const ConfigSchema = z.object({
     .optional(),
   WARDEN_CONTRACT: z.string().min(1).optional(),
   WARDEN_REAPER_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
+  /** Registrations (the one open write endpoint) per minute per client address; 0 turns the limit off. */
+  WARDEN_REGISTER_RATE_LIMIT: z.coerce.number().int().min(0).default(6000),
   WARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 

@@ -38,7 +38,13 @@ export async function start(config: Config) {
   const resumed = warden.reaper.resume({ pid: process.pid })
   logger.info({ ...resumed, contract_version: warden.contracts.current().version }, 'controller started')
 
-  const app = await buildApp({ warden, operatorToken: secrets.operatorToken, metrics, logger })
+  const app = await buildApp({
+    warden,
+    operatorToken: secrets.operatorToken,
+    metrics,
+    logger,
+    registerRateLimit: config.WARDEN_REGISTER_RATE_LIMIT,
+  })
 
   const reaper = setInterval(() => {
     const started = performance.now()

@@ -57,7 +57,9 @@ export const errorsPlugin = fp(async function errors(app: FastifyInstance) {
     if (mapped) return sendProblem(reply, request, mapped, error.message)
     const status = (error as FastifyError).statusCode
     if (status !== undefined && status >= 400 && status < 500) {
-      return sendProblem(reply, request, status === 415 ? 'unsupported_media_type' : status === 413 ? 'payload_too_large' : 'validation_failed', error.message)
+      const code: ErrorCode =
+        status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 429 ? 'rate_limited' : 'validation_failed'
+      return sendProblem(reply, request, code, error.message)
     }
     request.log.error({ err: error }, 'unhandled error')
     return sendProblem(reply, request, 'internal_error', 'the controller failed to handle this request; see its log for the request id')

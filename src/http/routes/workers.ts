@@ -17,15 +17,20 @@ import {
   WorkerViewSchema,
   LIMITS,
 } from '../../schemas/index.js'
+import type { Metrics } from '../metrics.js'
 import { operatorSecurity, problems, WorkerParamsSchema, workerSecurity } from '../schemas.js'
 
 const LINEAGE_LIMIT = 10_000
 
 /** The worker-facing side: register, heartbeat, spawn, shut down. */
-export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app, { warden }) => {
+export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: Metrics; registerRateLimit: number }> = async (
+  app,
+  { warden, metrics, registerRateLimit },
+) => {
   const tags = ['workers']
 
   app.post('/v1/workers', {
+    config: registerRateLimit > 0 ? { rateLimit: { max: registerRateLimit, timeWindow: 60_000 } } : {},
     schema: {
       operationId: 'registerWorker',
       tags,
@@ -47,7 +52,14 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async
       body: HeartbeatRequestSchema.optional(),
       response: { 200: HeartbeatResponseSchema, ...problems(400, 401, 404, 410, 413, 415) },
     },
-    handler: async (request) => warden.lifecycle.heartbeat(request.params.id),
+    onResponse: async (_request, reply) => {
+      if (reply.statusCode === 410) metrics.heartbeat('terminate')
+    },
+    handler: async (request) => {
+      const answer = warden.lifecycle.heartbeat(request.params.id)
+      metrics.heartbeat(answer.directive)
+      return answer
+    },
   })
 
   app.post('/v1/workers/:id/spawn', {
