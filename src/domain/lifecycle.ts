@@ -212,14 +212,20 @@ export function createLifecycle(deps: DomainDeps) {
         const now = clock.now()
         const why = reason ?? null
         store.killSwitch.set({ engaged: 1, engaged_at: now, reason: why })
-        const terminated = store.workers.killAllLive('kill_switch', now)
+        const killed = store.workers.killAllLive('kill_switch', now)
         store.sandboxes.stopAll('kill_switch', now)
         const manifestsVoided = store.manifests.voidAll()
+        // One record names every worker it terminated, so the chain proves who was stopped.
         store.audit.append(
-          { type: 'kill_switch_engaged', actor: operatorActor, code: 'kill_switch', data: { reason: why, terminated, manifests_voided: manifestsVoided } },
+          {
+            type: 'kill_switch_engaged',
+            actor: operatorActor,
+            code: 'kill_switch',
+            data: { reason: why, terminated: killed.length, worker_ids: killed, manifests_voided: manifestsVoided },
+          },
           iso(now),
         )
-        return { terminated, manifests_voided: manifestsVoided }
+        return { terminated: killed.length, manifests_voided: manifestsVoided }
       })
       if (result.terminated > 0) sandbox.stop('all', 'kill_switch')
       return { ...killSwitchState(), ...result }

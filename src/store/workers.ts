@@ -55,8 +55,10 @@ export function createWorkerRepository(db: Db) {
   const setStatus = db.prepare(`UPDATE workers SET status = @status, reason = @reason WHERE worker_id = @worker_id`)
   const terminate = db.prepare(`
     UPDATE workers SET status = @status, reason = @reason, ended_at = @at WHERE worker_id = @worker_id AND ${LIVE}`)
-  const terminateAllLive = db.prepare(`
-    UPDATE workers SET status = 'killed', reason = @reason, ended_at = @at WHERE ${LIVE}`)
+  const terminateAllLive = db
+    .prepare<[{ reason: string; at: number }], string>(`
+    UPDATE workers SET status = 'killed', reason = @reason, ended_at = @at WHERE ${LIVE} RETURNING worker_id`)
+    .pluck()
   const renewLease = db.prepare(`
     UPDATE workers SET lease_expires_at = @lease_expires_at, last_heartbeat_at = @at WHERE worker_id = @worker_id`)
   const recordSpawn = db.prepare(`UPDATE workers SET last_spawn_at = @at WHERE worker_id = @worker_id`)
@@ -104,9 +106,9 @@ export function createWorkerRepository(db: Db) {
     terminate(workerId: string, status: WorkerStatus, reason: string, at: number): boolean {
       return terminate.run({ worker_id: workerId, status, reason, at }).changes === 1
     },
-    /** Kills every live worker in one statement; the number killed. */
-    killAllLive(reason: string, at: number): number {
-      return terminateAllLive.run({ reason, at }).changes
+    /** Kills every live worker in one statement; the ids killed. */
+    killAllLive(reason: string, at: number): string[] {
+      return terminateAllLive.all({ reason, at })
     },
     renewLease(workerId: string, leaseExpiresAt: number, at: number): void {
       renewLease.run({ worker_id: workerId, lease_expires_at: leaseExpiresAt, at })
