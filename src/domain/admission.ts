@@ -29,22 +29,26 @@ export interface Registration {
 }
 
 export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
-  const { store, clock, signer, contracts, sandbox } = deps
+  const { store, clock, signer, contracts, sandbox, leases } = deps
 
-  /** Occupied slots: live workers plus outstanding manifests inside their TTL (SPEC §2.1). */
-  const occupied = (now: number): number => store.workers.countLive() + store.manifests.countOutstanding(now)
+  /**
+   * Occupied slots: live workers plus outstanding manifests inside their TTL (SPEC §2.1). The
+   * lease book holds exactly the live workers as of the last commit; a worker ended earlier in
+   * the same transaction still counts, which errs on the safe side.
+   */
+  const occupied = (now: number): number => leases.size + store.manifests.countOutstanding(now)
 
   function stopVerdict(contract: CompiledContract, manifest: Omit<Manifest, 'signature' | 'key_id'>, parent: WorkerRow | null) {
     return evaluateConditions(contract.compiled_conditions, {
       manifest,
-      active_count: store.workers.countLive(),
+      active_count: leases.size,
       contract: contractView(contract),
       parent: parent && workerSummary(parent),
     })
   }
 
   /** Issues a root manifest (parent null, operator) or a child manifest (a spawn by `parent`). */
-  function issue(parent: WorkerRow | null, request: RootManifestRequest & { reason?: string }): Manifest {
+  function issue(parent: Pick<WorkerRow, 'worker_id'> | null, request: RootManifestRequest & { reason?: string }): Manifest {
     const approvedType = parent ? 'spawn_approved' : 'manifest_issued'
     const deniedType = parent ? 'spawn_denied' : 'manifest_denied'
     const actor = parent ? workerActor(parent.worker_id) : operatorActor
@@ -155,7 +159,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
       return issue(null, request)
     },
 
-    spawn(parent: WorkerRow, request: SpawnRequest): Manifest {
+    spawn(parent: Pick<WorkerRow, 'worker_id'>, request: SpawnRequest): Manifest {
       return issue(parent, request)
     },
 
@@ -253,6 +257,8 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
           lease_expires_at: now + contract.heartbeat_timeout_seconds * 1000,
           expires_at: contract.expiration_seconds === null ? null : now + contract.expiration_seconds * 1000,
         })
+        const row = store.workers.get(manifest.worker_id)!
+        store.afterCommit(() => leases.add(row))
         store.manifests.close(manifest.worker_id, 'registered')
         store.sandboxes.launch(manifest.worker_id, sandbox.name, resources, now)
         store.audit.append(
@@ -266,7 +272,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
           iso(now),
         )
         return {
-          worker: lifecycle.view(store.workers.get(manifest.worker_id)!),
+          worker: lifecycle.view(row),
           lease_token: leaseToken,
           heartbeat_interval_seconds: heartbeatIntervalSeconds(contract),
           heartbeat_timeout_seconds: contract.heartbeat_timeout_seconds,

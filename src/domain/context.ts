@@ -1,6 +1,7 @@
 // What the domain services share: the store, the clock, the signer, the current contract.
 import type { Store } from '../store/index.js'
 import type { Clock } from './clock.js'
+import type { LeaseBook } from './lease-book.js'
 import type { ContractService } from './contract-service.js'
 import type { SandboxDriver } from './sandbox.js'
 import type { Signer } from './signing.js'
@@ -11,6 +12,8 @@ export interface DomainDeps {
   signer: Signer
   contracts: ContractService
   sandbox: SandboxDriver
+  /** Leases of the live workers; renewals reach the database within a second. */
+  leases: LeaseBook
 }
 
 export const operatorActor = 'operator'

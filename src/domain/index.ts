@@ -3,6 +3,7 @@ import type { Clock } from './clock.js'
 import { createAdmission } from './admission.js'
 import { createContractService } from './contract-service.js'
 import type { DomainDeps } from './context.js'
+import { LeaseBook } from './lease-book.js'
 import { createLifecycle } from './lifecycle.js'
 import { createReaper } from './reaper.js'
 import { recordOnlyDriver, type SandboxDriver } from './sandbox.js'
@@ -27,7 +28,9 @@ export function createWarden(options: WardenOptions) {
     signer: options.signer,
     contracts,
     sandbox: options.sandbox ?? recordOnlyDriver,
+    leases: new LeaseBook(),
   }
+  for (const row of options.store.workers.live()) deps.leases.add(row)
   const lifecycle = createLifecycle(deps)
   const admission = createAdmission(deps, lifecycle)
   const reaper = createReaper(deps, lifecycle)

@@ -12,6 +12,7 @@ import type {
 import type { WorkerRow } from '../store/workers.js'
 import { iso, isoOrNull } from './clock.js'
 import { heartbeatIntervalSeconds } from './contract.js'
+import type { Lease } from './lease-book.js'
 import { controllerActor, operatorActor, workerActor, type DomainDeps } from './context.js'
 import { DomainError } from './errors.js'
 import { tokenMatches } from './tokens.js'
@@ -44,7 +45,7 @@ export function terminatedError(row: WorkerRow): DomainError {
 }
 
 export function createLifecycle(deps: DomainDeps) {
-  const { store, clock, contracts, sandbox } = deps
+  const { store, clock, contracts, sandbox, leases } = deps
 
   /**
    * Inside a transaction: ends a live worker, stops its sandbox record, voids the manifests it
@@ -52,6 +53,7 @@ export function createLifecycle(deps: DomainDeps) {
    */
   function terminate(row: WorkerRow, status: TerminalStatus, reason: string, actor: string, now: number): WorkerRow {
     if (!store.workers.terminate(row.worker_id, status, reason, now)) return store.workers.get(row.worker_id)!
+    store.afterCommit(() => leases.remove(row.worker_id))
     store.sandboxes.stop(row.worker_id, reason, now)
     const at = iso(now)
     store.audit.append(
@@ -78,7 +80,8 @@ export function createLifecycle(deps: DomainDeps) {
   /** Inside a transaction: applies a lease or lifetime that ran out before the reaper saw it. */
   function settle(row: WorkerRow, now: number): WorkerRow {
     if (!isLive(row.status)) return row
-    if (row.lease_expires_at <= now) return terminate(row, 'reaped', 'heartbeat timeout', controllerActor, now)
+    const leaseExpiresAt = leases.get(row.worker_id)?.leaseExpiresAt ?? row.lease_expires_at
+    if (leaseExpiresAt <= now) return terminate(row, 'reaped', 'heartbeat timeout', controllerActor, now)
     if (row.expires_at !== null && row.expires_at <= now) return terminate(row, 'expired', 'lifetime over', controllerActor, now)
     return row
   }
@@ -96,7 +99,15 @@ export function createLifecycle(deps: DomainDeps) {
     return result
   }
 
-  const view = (row: WorkerRow): WorkerView => workerView(row, store.workers.countChildren(row.worker_id))
+  /** The stored row with the lease as the book has it (the database may lag by a flush). */
+  const withLease = (row: WorkerRow): WorkerRow => {
+    const lease = leases.get(row.worker_id)
+    return lease && isLive(row.status)
+      ? { ...row, lease_expires_at: lease.leaseExpiresAt, last_heartbeat_at: lease.lastHeartbeatAt }
+      : row
+  }
+
+  const view = (row: WorkerRow): WorkerView => workerView(withLease(row), store.workers.countChildren(row.worker_id))
 
   const killSwitchState = (): KillSwitchState => {
     const row = store.killSwitch.get()
@@ -111,33 +122,47 @@ export function createLifecycle(deps: DomainDeps) {
     requireWorker,
 
     /** SPEC §2.8: the lease token issued to *this* worker, compared in constant time. */
-    authenticate(workerId: string, token: string | undefined): WorkerRow {
+    authenticate(workerId: string, token: string | undefined): { worker_id: string } {
       if (token === undefined) throw new DomainError('unauthorized', `the lease token of worker ${workerId} is required`)
-      const row = requireWorker(workerId)
-      if (!tokenMatches(token, row.lease_token_hash)) {
+      const tokenHash = leases.get(workerId)?.tokenHash ?? store.workers.tokenHash(workerId)
+      if (tokenHash === undefined) throw new DomainError('worker_not_found', `no worker ${workerId}`)
+      if (!tokenMatches(token, tokenHash)) {
         throw new DomainError('unauthorized', `a valid lease token of worker ${workerId} is required`)
       }
-      return row
+      return { worker_id: workerId }
     },
 
+    /**
+     * The hot path: a live worker inside its lease and lifetime renews in memory only (the kill
+     * switch, every kill and every reap remove the lease from the book in the transaction's
+     * commit). Anything else goes through the database.
+     */
     heartbeat(workerId: string): HeartbeatResponse {
-      return decide(() => {
-        const now = clock.now()
-        let row = settle(requireWorker(workerId), now)
-        if (isLive(row.status) && store.killSwitch.get().engaged === 1) {
-          row = terminate(row, 'killed', 'kill_switch', controllerActor, now)
-        }
-        if (!isLive(row.status)) return terminatedError(row)
-        const contract = contracts.current()
+      const now = clock.now()
+      const contract = contracts.current()
+      const renew = (lease: Lease): HeartbeatResponse => {
         const leaseExpiresAt = now + contract.heartbeat_timeout_seconds * 1000
-        store.workers.renewLease(workerId, leaseExpiresAt, now)
+        leases.renew(lease, workerId, leaseExpiresAt, now)
         return {
-          directive: row.status === 'quarantined' ? 'suspend' : 'continue',
+          directive: lease.status === 'quarantined' ? 'suspend' : 'continue',
           lease_expires_at: iso(leaseExpiresAt),
-          expires_at: isoOrNull(row.expires_at),
+          expires_at: isoOrNull(lease.expiresAt),
           heartbeat_interval_seconds: heartbeatIntervalSeconds(contract),
         }
+      }
+      const lease = leases.get(workerId)
+      if (lease && lease.leaseExpiresAt > now && (lease.expiresAt === null || lease.expiresAt > now)) return renew(lease)
+
+      const row = decide<WorkerRow>(() => {
+        let current = settle(requireWorker(workerId), now)
+        if (isLive(current.status) && store.killSwitch.get().engaged === 1) {
+          current = terminate(current, 'killed', 'kill_switch', controllerActor, now)
+        }
+        return isLive(current.status) ? current : terminatedError(current)
       })
+      // Live, yet not in the book: put it back rather than fail the worker.
+      leases.add(row)
+      return renew(leases.get(workerId)!)
     },
 
     /** Graceful shutdown by the worker itself; repeating it answers the same view. */
@@ -157,6 +182,7 @@ export function createLifecycle(deps: DomainDeps) {
         if (!isLive(row.status)) return terminatedError(row)
         if (row.status === 'quarantined') return view(row)
         store.workers.setLiveStatus(workerId, 'quarantined', reason)
+        store.afterCommit(() => leases.setStatus(workerId, 'quarantined'))
         store.audit.append(
           { type: 'worker_quarantined', actor: operatorActor, worker_id: workerId, parent_id: row.parent_id, data: { reason } },
           iso(clock.now()),
@@ -171,6 +197,7 @@ export function createLifecycle(deps: DomainDeps) {
         if (!isLive(row.status)) return terminatedError(row)
         if (row.status === 'active') return view(row)
         store.workers.setLiveStatus(workerId, 'active', null)
+        store.afterCommit(() => leases.setStatus(workerId, 'active'))
         store.audit.append(
           { type: 'worker_released', actor: operatorActor, worker_id: workerId, parent_id: row.parent_id, data: {} },
           iso(clock.now()),
@@ -213,6 +240,7 @@ export function createLifecycle(deps: DomainDeps) {
         const why = reason ?? null
         store.killSwitch.set({ engaged: 1, engaged_at: now, reason: why })
         const killed = store.workers.killAllLive('kill_switch', now)
+        store.afterCommit(() => leases.clear())
         store.sandboxes.stopAll('kill_switch', now)
         const manifestsVoided = store.manifests.voidAll()
         // One record names every worker it terminated, so the chain proves who was stopped.

@@ -15,9 +15,35 @@ export interface TickResult {
 const BATCH = 2000
 
 export function createReaper(deps: DomainDeps, lifecycle: Lifecycle) {
-  const { store, clock, contracts, sandbox } = deps
+  const { store, clock, contracts, sandbox, leases } = deps
 
-  return {
+  /** Writes the book's lease of these workers now, so the database stops offering them as due. */
+  function writeBack(workerIds: string[]): void {
+    store.lazyTransaction(() => {
+      for (const workerId of workerIds) {
+        const lease = leases.get(workerId)
+        if (lease?.lastHeartbeatAt != null) {
+          store.workers.renewLease({ worker_id: workerId, lease_expires_at: lease.leaseExpiresAt, last_heartbeat_at: lease.lastHeartbeatAt })
+        }
+      }
+    })
+  }
+
+  /** Writes up to `max` pending lease renewals; how many it wrote. */
+  function flushLeases(max = 500): number {
+    const renewals = leases.takeRenewals(max)
+    if (renewals.length > 0) store.lazyTransaction(() => renewals.forEach(store.workers.renewLease))
+    return renewals.length
+  }
+
+  const reaper = {
+    flushLeases,
+
+    /** Everything pending, e.g. before a graceful close. */
+    flushAllLeases(): void {
+      while (flushLeases(5000) > 0);
+    },
+
     /**
      * Called once at start, before serving: each live worker keeps the lease it had left at the
      * controller's last tick, and at least one heartbeat interval. Audited as controller_started.
@@ -34,47 +60,68 @@ export function createReaper(deps: DomainDeps, lifecycle: Lifecycle) {
           { type: 'controller_started', actor: controllerActor, data: { ...details, downtime_ms: downtime, leases_resumed: resumed } },
           iso(now),
         )
+        store.afterCommit(() => {
+          leases.clear()
+          for (const row of store.workers.live()) leases.add(row)
+        })
         return { downtime_ms: downtime, leases_resumed: resumed }
       })
     },
 
     tick(): TickResult {
       const result: TickResult = { reaped: 0, expired: 0, manifests_expired: 0 }
+      const now = clock.now()
+      // The database may hold a lease older than the book's (renewals are flushed lazily): a
+      // candidate whose book lease is still running is written back instead of reaped.
+      const dueLeases = store.workers.dueLease(now, BATCH)
+      const reap = dueLeases.filter((due) => (leases.get(due.worker_id)?.leaseExpiresAt ?? 0) <= now)
+      const renewed = dueLeases.filter((due) => (leases.get(due.worker_id)?.leaseExpiresAt ?? 0) > now).map((due) => due.worker_id)
+      if (renewed.length > 0) writeBack(renewed)
+      const dueLifetimes = store.workers.dueLifetime(now, BATCH)
+      const dueManifests = store.manifests.due(now, BATCH)
+
+      if (reap.length + dueLifetimes.length + dueManifests.length === 0) {
+        store.lazyTransaction(() => store.controllerState.tick(now))
+        return result
+      }
+
       const ended: string[] = []
-      for (;;) {
-        const done = store.transaction(() => {
-          const now = clock.now()
-          store.controllerState.tick(now)
-          let handled = 0
-          for (const due of store.workers.dueLease(now, BATCH)) {
-            lifecycle.terminate(store.workers.get(due.worker_id)!, 'reaped', 'heartbeat timeout', controllerActor, now)
+      store.transaction(() => {
+        store.controllerState.tick(now)
+        for (const due of reap) {
+          const row = store.workers.get(due.worker_id)!
+          if (lifecycle.terminate(row, 'reaped', 'heartbeat timeout', controllerActor, now).status === 'reaped') {
             ended.push(due.worker_id)
             result.reaped++
-            handled++
           }
-          for (const due of store.workers.dueLifetime(now, BATCH)) {
-            lifecycle.terminate(store.workers.get(due.worker_id)!, 'expired', 'lifetime over', controllerActor, now)
+        }
+        for (const due of dueLifetimes) {
+          const row = store.workers.get(due.worker_id)!
+          if (lifecycle.terminate(row, 'expired', 'lifetime over', controllerActor, now).status === 'expired') {
             ended.push(due.worker_id)
             result.expired++
-            handled++
           }
-          for (const due of store.manifests.due(now, BATCH)) {
-            store.manifests.close(due.worker_id, 'expired')
-            store.audit.append(
-              { type: 'manifest_expired', actor: controllerActor, worker_id: due.worker_id, parent_id: due.parent_id, code: 'manifest_expired', data: {} },
-              iso(now),
-            )
-            result.manifests_expired++
-            handled++
-          }
-          return handled < BATCH
-        })
-        if (done) break
-      }
+        }
+        for (const due of dueManifests) {
+          store.manifests.close(due.worker_id, 'expired')
+          store.audit.append(
+            { type: 'manifest_expired', actor: controllerActor, worker_id: due.worker_id, parent_id: due.parent_id, code: 'manifest_expired', data: {} },
+            iso(now),
+          )
+          result.manifests_expired++
+        }
+      })
       if (ended.length > 0) sandbox.stop(ended, 'reaper')
+      if ([dueLeases, dueLifetimes, dueManifests].some((due) => due.length === BATCH)) {
+        const more = reaper.tick()
+        result.reaped += more.reaped
+        result.expired += more.expired
+        result.manifests_expired += more.manifests_expired
+      }
       return result
     },
   }
+  return reaper
 }
 
 export type Reaper = ReturnType<typeof createReaper>

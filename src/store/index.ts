@@ -11,6 +11,7 @@ import {
 import { createWorkerRepository } from './workers.js'
 
 export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void) {
+  let afterCommit: Array<() => void> | null = null
   return {
     db,
     workers: createWorkerRepository(db),
@@ -20,9 +21,39 @@ export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void) {
     controllerState: createControllerStateRepository(db),
     contracts: createContractRepository(db),
     sandboxes: createSandboxRepository(db),
-    /** Runs `fn` in one IMMEDIATE transaction: all of it commits, or none of it. */
+    /**
+     * Runs `fn` in one IMMEDIATE transaction: all of it commits, or none of it. Callbacks given
+     * to `afterCommit` inside it run once it has committed, and are dropped if it rolls back.
+     */
     transaction<T>(fn: () => T): T {
-      return db.transaction(fn).immediate()
+      if (afterCommit !== null) return db.transaction(fn)() // nested: a savepoint of the outer one
+      const queue: Array<() => void> = []
+      afterCommit = queue
+      let result: T
+      try {
+        result = db.transaction(fn).immediate()
+      } finally {
+        afterCommit = null
+      }
+      for (const callback of queue) callback()
+      return result
+    },
+    /** Defers in-memory effects of a write until its transaction commits. */
+    afterCommit(callback: () => void): void {
+      if (afterCommit === null) callback()
+      else afterCommit.push(callback)
+    },
+    /**
+     * A transaction whose loss in a crash is harmless (lease renewals, the reaper's tick time):
+     * committed without waiting for the disk, as SPEC §2.10 allows for heartbeats.
+     */
+    lazyTransaction<T>(fn: () => T): T {
+      db.pragma('synchronous = NORMAL')
+      try {
+        return db.transaction(fn).immediate()
+      } finally {
+        db.pragma('synchronous = FULL')
+      }
     },
   }
 }

@@ -60,7 +60,10 @@ export function createWorkerRepository(db: Db) {
     UPDATE workers SET status = 'killed', reason = @reason, ended_at = @at WHERE ${LIVE} RETURNING worker_id`)
     .pluck()
   const renewLease = db.prepare(`
-    UPDATE workers SET lease_expires_at = @lease_expires_at, last_heartbeat_at = @at WHERE worker_id = @worker_id`)
+    UPDATE workers SET lease_expires_at = @lease_expires_at, last_heartbeat_at = @last_heartbeat_at
+    WHERE worker_id = @worker_id AND ${LIVE}`)
+  const tokenHash = db.prepare<[string], Buffer>(`SELECT lease_token_hash FROM workers WHERE worker_id = ?`).pluck()
+  const live = db.prepare<[], WorkerRow>(`SELECT * FROM workers WHERE ${LIVE}`)
   const recordSpawn = db.prepare(`UPDATE workers SET last_spawn_at = @at WHERE worker_id = @worker_id`)
   const dueLease = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
     SELECT worker_id, parent_id FROM workers WHERE ${LIVE} AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`)
@@ -110,8 +113,15 @@ export function createWorkerRepository(db: Db) {
     killAllLive(reason: string, at: number): string[] {
       return terminateAllLive.all({ reason, at })
     },
-    renewLease(workerId: string, leaseExpiresAt: number, at: number): void {
-      renewLease.run({ worker_id: workerId, lease_expires_at: leaseExpiresAt, at })
+    /** Writes a lease renewal; a worker that ended meanwhile keeps its final lease. */
+    renewLease(renewal: { worker_id: string; lease_expires_at: number; last_heartbeat_at: number }): void {
+      renewLease.run(renewal)
+    },
+    tokenHash(workerId: string): Buffer | undefined {
+      return tokenHash.get(workerId)
+    },
+    live(): IterableIterator<WorkerRow> {
+      return live.iterate()
     },
     recordSpawn(workerId: string, at: number): void {
       recordSpawn.run({ worker_id: workerId, at })

@@ -28,7 +28,14 @@ export function createTestWarden(overrides: Partial<ContractInput> = {}, file = 
     contract: { ...DEFAULT_CONTRACT, cooldown_seconds: 0, ...overrides },
   })
   warden.reaper.resume()
-  return { warden, clock, close: () => db.close() }
+  return {
+    warden,
+    clock,
+    close: () => {
+      warden.reaper.flushAllLeases()
+      db.close()
+    },
+  }
 }
 
 export interface TestApp extends TestWarden {

@@ -5,7 +5,6 @@ import fp from 'fastify-plugin'
 import { DomainError } from '../../domain/errors.js'
 import type { Lifecycle } from '../../domain/lifecycle.js'
 import { hashToken, tokenMatches } from '../../domain/tokens.js'
-import type { WorkerRow } from '../../store/workers.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -13,7 +12,8 @@ declare module 'fastify' {
     requireWorker: (request: FastifyRequest) => Promise<void>
   }
   interface FastifyRequest {
-    worker: WorkerRow | null
+    /** The worker whose lease token authenticated this request. */
+    worker: { worker_id: string } | null
   }
 }
 

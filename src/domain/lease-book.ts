@@ -1,0 +1,80 @@
+// The heartbeat lease of every live worker, in memory. SPEC §2.10 lets lease renewals lag the
+// database by up to a second, so a heartbeat touches only this book; a flusher writes renewed
+// leases back in small batches. Everything else about a worker is written through at once.
+import type { WorkerRow } from '../store/workers.js'
+
+export interface Lease {
+  tokenHash: Buffer
+  status: 'active' | 'quarantined'
+  leaseExpiresAt: number
+  expiresAt: number | null
+  lastHeartbeatAt: number | null
+}
+
+export interface LeaseRenewal {
+  worker_id: string
+  lease_expires_at: number
+  last_heartbeat_at: number
+}
+
+export class LeaseBook {
+  private readonly leases = new Map<string, Lease>()
+  private readonly dirty = new Set<string>()
+
+  /** Live workers: the book holds exactly the active and quarantined ones. */
+  get size(): number {
+    return this.leases.size
+  }
+
+  get pending(): number {
+    return this.dirty.size
+  }
+
+  get(workerId: string): Lease | undefined {
+    return this.leases.get(workerId)
+  }
+
+  add(row: Pick<WorkerRow, 'worker_id' | 'lease_token_hash' | 'status' | 'lease_expires_at' | 'expires_at' | 'last_heartbeat_at'>): void {
+    if (row.status !== 'active' && row.status !== 'quarantined') return
+    this.leases.set(row.worker_id, {
+      tokenHash: row.lease_token_hash,
+      status: row.status,
+      leaseExpiresAt: row.lease_expires_at,
+      expiresAt: row.expires_at,
+      lastHeartbeatAt: row.last_heartbeat_at,
+    })
+  }
+
+  remove(workerId: string): void {
+    this.leases.delete(workerId)
+    this.dirty.delete(workerId)
+  }
+
+  clear(): void {
+    this.leases.clear()
+    this.dirty.clear()
+  }
+
+  setStatus(workerId: string, status: Lease['status']): void {
+    const lease = this.leases.get(workerId)
+    if (lease) lease.status = status
+  }
+
+  renew(lease: Lease, workerId: string, leaseExpiresAt: number, at: number): void {
+    lease.leaseExpiresAt = leaseExpiresAt
+    lease.lastHeartbeatAt = at
+    this.dirty.add(workerId)
+  }
+
+  /** Up to `max` renewals not yet written, removed from the pending set. */
+  takeRenewals(max: number): LeaseRenewal[] {
+    const out: LeaseRenewal[] = []
+    for (const workerId of this.dirty) {
+      if (out.length >= max) break
+      this.dirty.delete(workerId)
+      const lease = this.leases.get(workerId)
+      if (lease) out.push({ worker_id: workerId, lease_expires_at: lease.leaseExpiresAt, last_heartbeat_at: lease.lastHeartbeatAt! })
+    }
+    return out
+  }
+}
