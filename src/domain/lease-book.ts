@@ -1,7 +1,7 @@
 // The heartbeat lease of every live worker, in memory. SPEC §2.10 lets lease renewals lag the
 // database by up to a second, so a heartbeat touches only this book; a flusher writes renewed
 // leases back in small batches. Everything else about a worker is written through at once.
-import type { WorkerRow } from '../store/workers.js'
+import type { LiveLeaseRow } from '../store/workers.js'
 
 export interface Lease {
   tokenHash: Buffer
@@ -34,7 +34,7 @@ export class LeaseBook {
     return this.leases.get(workerId)
   }
 
-  add(row: Pick<WorkerRow, 'worker_id' | 'lease_token_hash' | 'status' | 'lease_expires_at' | 'expires_at' | 'last_heartbeat_at'>): void {
+  add(row: LiveLeaseRow): void {
     if (row.status !== 'active' && row.status !== 'quarantined') return
     this.leases.set(row.worker_id, {
       tokenHash: row.lease_token_hash,

@@ -26,6 +26,11 @@ export type NewWorker = Omit<WorkerRow, 'seq' | 'last_heartbeat_at' | 'last_spaw
   reason: string | null
 }
 
+export type LiveLeaseRow = Pick<
+  WorkerRow,
+  'worker_id' | 'status' | 'lease_token_hash' | 'lease_expires_at' | 'expires_at' | 'last_heartbeat_at'
+>
+
 export interface WorkerFilter {
   status?: WorkerStatus | undefined
   parent_id?: string | undefined
@@ -63,13 +68,15 @@ export function createWorkerRepository(db: Db) {
     UPDATE workers SET lease_expires_at = @lease_expires_at, last_heartbeat_at = @last_heartbeat_at
     WHERE worker_id = @worker_id AND ${LIVE}`)
   const tokenHash = db.prepare<[string], Buffer>(`SELECT lease_token_hash FROM workers WHERE worker_id = ?`).pluck()
-  const live = db.prepare<[], WorkerRow>(`SELECT * FROM workers WHERE ${LIVE}`)
+  const live = db.prepare<[], LiveLeaseRow>(`
+    SELECT worker_id, status, lease_token_hash, lease_expires_at, expires_at, last_heartbeat_at FROM workers WHERE ${LIVE}`)
   const recordSpawn = db.prepare(`UPDATE workers SET last_spawn_at = @at WHERE worker_id = @worker_id`)
   const dueLease = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
-    SELECT worker_id, parent_id FROM workers WHERE ${LIVE} AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`)
+    SELECT worker_id, parent_id FROM workers INDEXED BY workers_live_lease
+    WHERE ${LIVE} AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`)
   const dueLifetime = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
-    SELECT worker_id, parent_id FROM workers WHERE ${LIVE} AND expires_at IS NOT NULL AND expires_at <= ?
-    ORDER BY expires_at LIMIT ?`)
+    SELECT worker_id, parent_id FROM workers INDEXED BY workers_live_expiry
+    WHERE ${LIVE} AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`)
   const liveDescendants = db.prepare<[string], { worker_id: string; parent_id: string | null }>(`
     WITH RECURSIVE tree(worker_id) AS (
       SELECT worker_id FROM workers WHERE parent_id = ?
@@ -120,7 +127,7 @@ export function createWorkerRepository(db: Db) {
     tokenHash(workerId: string): Buffer | undefined {
       return tokenHash.get(workerId)
     },
-    live(): IterableIterator<WorkerRow> {
+    live(): IterableIterator<LiveLeaseRow> {
       return live.iterate()
     },
     recordSpawn(workerId: string, at: number): void {
