@@ -77,7 +77,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
         parentRow = lifecycle.settle(store.workers.get(parent.worker_id)!, now)
         if (!isLive(parentRow.status)) {
           const gone = terminatedError(parentRow)
-          deny(gone.code, gone.message, gone.extras)
+          deny(parentRow.status === 'expired' ? 'worker_expired' : gone.code, gone.message, gone.extras)
           return gone
         }
         if (parentRow.status === 'quarantined') return deny('parent_quarantined', `worker ${parentRow.worker_id} is quarantined`)
@@ -168,7 +168,13 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
       const registered = lifecycle.decide(() => {
         const now = clock.now()
         const contract = contracts.current()
-        const reject = (code: ErrorCode, detail: string, close: 'rejected' | 'expired' | 'voided' | null, extras: ProblemExtras = {}) => {
+        const reject = (
+          code: ErrorCode,
+          detail: string,
+          close: 'rejected' | 'expired' | 'voided' | null,
+          extras: ProblemExtras = {},
+          data: Record<string, unknown> = {},
+        ) => {
           if (close) store.manifests.close(manifest.worker_id, close)
           store.audit.append(
             {
@@ -177,7 +183,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
               worker_id: manifest.worker_id,
               parent_id: manifest.parent_id,
               code,
-              data: { detail, ...extras },
+              data: { detail, ...extras, ...data },
             },
             iso(now),
           )
@@ -197,13 +203,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
         if (issued.status === 'registered') {
           return reject('manifest_already_used', `manifest ${manifest.worker_id} has already registered`, null)
         }
-        if (issued.status !== 'outstanding' || now >= issued.expires_at) {
-          return reject('manifest_expired', `manifest ${manifest.worker_id} is no longer valid (${issued.status === 'outstanding' ? 'expired' : issued.status})`, 'expired')
-        }
-        if (manifest.depth > contract.max_depth) {
-          return reject('depth_exceeded', `depth ${manifest.depth} exceeds max_depth ${contract.max_depth}`, 'rejected')
-        }
-
+        // The parent first: a child whose parent ended had its manifest voided for that reason.
         let parentRow: WorkerRow | null = null
         if (manifest.parent_id !== null) {
           const parent = store.workers.get(manifest.parent_id)
@@ -211,9 +211,15 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
           if (!parentRow || !isLive(parentRow.status)) {
             return reject('parent_not_active', `parent ${manifest.parent_id} is ${parentRow?.status ?? 'unknown'}`, 'rejected')
           }
-          if (parentRow.status === 'quarantined') {
-            return reject('parent_quarantined', `parent ${manifest.parent_id} is quarantined`, 'rejected')
-          }
+        }
+        if (issued.status !== 'outstanding' || now >= issued.expires_at) {
+          return reject('manifest_expired', `manifest ${manifest.worker_id} is no longer valid (${issued.status === 'outstanding' ? 'expired' : issued.status})`, 'expired')
+        }
+        if (manifest.depth > contract.max_depth) {
+          return reject('depth_exceeded', `depth ${manifest.depth} exceeds max_depth ${contract.max_depth}`, 'rejected')
+        }
+        if (parentRow?.status === 'quarantined') {
+          return reject('parent_quarantined', `parent ${manifest.parent_id} is quarantined`, 'rejected')
         }
 
         const overContract = exceeds(manifest.resources, contract.max_resources)
@@ -237,6 +243,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
             `stop condition ${verdict.condition} triggered${verdict.error ? ` (evaluation failed: ${verdict.error})` : ''}`,
             'rejected',
             { condition: verdict.condition },
+            verdict.error ? { evaluation_error: verdict.error } : {},
           )
         }
 

@@ -16,8 +16,11 @@ export function recordHash(record: UnhashedRecord): string {
     .digest('hex')
 }
 
-/** Walks records in storage order; the first one out of sequence, unlinked or altered fails. */
-export function verifyChain(records: Iterable<AuditRecord>): AuditVerification {
+/**
+ * Walks records in storage order; the first one out of sequence, unlinked or altered fails. The
+ * head recorded at the last append catches records removed from (or added to) the tail.
+ */
+export function verifyChain(records: Iterable<AuditRecord>, head: { seq: number; hash: string }): AuditVerification {
   let expectedSeq = 1
   let prev = GENESIS_HASH
   let count = 0
@@ -26,8 +29,14 @@ export function verifyChain(records: Iterable<AuditRecord>): AuditVerification {
     if (record.seq !== expectedSeq || record.prev_hash !== prev || recordHash(record) !== record.hash) {
       return { ok: false, records: count, head_hash: prev === GENESIS_HASH ? null : prev, first_invalid_seq: record.seq }
     }
+    if (record.seq > head.seq) {
+      return { ok: false, records: count, head_hash: prev === GENESIS_HASH ? null : prev, first_invalid_seq: record.seq }
+    }
     prev = record.hash
     expectedSeq++
+  }
+  if (count !== head.seq || (count > 0 && prev !== head.hash)) {
+    return { ok: false, records: count, head_hash: count === 0 ? null : prev, first_invalid_seq: Math.min(count + 1, head.seq) }
   }
   return { ok: true, records: count, head_hash: count === 0 ? null : prev, first_invalid_seq: null }
 }

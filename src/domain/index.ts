@@ -39,7 +39,7 @@ export function createWarden(options: WardenOptions) {
     lifecycle,
     admission,
     reaper,
-    verifyAudit: () => verifyChain(options.store.audit.iterate()),
+    verifyAudit: () => verifyChain(options.store.audit.iterate(), options.store.audit.head()),
   }
 }
 

@@ -49,7 +49,8 @@ export function createSigner(current: Buffer, previous: Buffer[] = []): Signer {
       const { signature, ...unsigned } = manifest
       const expected = mac(key, unsigned)
       const given = Buffer.from(signature, 'hex')
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      // Buffer.from(…, 'hex') forgives case and trailing junk; a signature is exactly 64 lowercase hex.
+      if (!/^[0-9a-f]{64}$/.test(signature) || !timingSafeEqual(given, expected)) {
         throw new DomainError('invalid_signature', 'manifest signature does not match its contents')
       }
     },

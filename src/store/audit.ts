@@ -1,6 +1,6 @@
 // SQL for the audit table. Appending links each record to the one before it.
 import type { AuditQuery, AuditRecord, AuditType } from '../schemas/index.js'
-import { GENESIS_HASH, recordHash } from '../domain/audit-chain.js'
+import { recordHash } from '../domain/audit-chain.js'
 import type { Db } from './db.js'
 
 export interface AuditEntry {
@@ -19,7 +19,8 @@ interface AuditRow extends Omit<AuditRecord, 'data'> {
 const fromRow = (row: AuditRow): AuditRecord => ({ ...row, data: JSON.parse(row.data) })
 
 export function createAuditRepository(db: Db, onAppend: (entry: AuditEntry) => void = () => {}) {
-  const head = db.prepare<[], { seq: number; hash: string }>(`SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1`)
+  const head = db.prepare<[], { seq: number; hash: string }>(`SELECT seq, hash FROM audit_head WHERE id = 1`)
+  const moveHead = db.prepare(`UPDATE audit_head SET seq = @seq, hash = @hash WHERE id = 1`)
   const insert = db.prepare(`
     INSERT INTO audit (seq, at, type, actor, worker_id, parent_id, code, data, prev_hash, hash)
     VALUES (@seq, @at, @type, @actor, @worker_id, @parent_id, @code, @data, @prev_hash, @hash)`)
@@ -28,9 +29,9 @@ export function createAuditRepository(db: Db, onAppend: (entry: AuditEntry) => v
   return {
     /** Must run inside the transaction of the change it records. */
     append(entry: AuditEntry, at: string): AuditRecord {
-      const last = head.get()
+      const last = head.get()!
       const unhashed = {
-        seq: (last?.seq ?? 0) + 1,
+        seq: last.seq + 1,
         at,
         type: entry.type,
         actor: entry.actor,
@@ -38,10 +39,11 @@ export function createAuditRepository(db: Db, onAppend: (entry: AuditEntry) => v
         parent_id: entry.parent_id ?? null,
         code: entry.code ?? null,
         data: (entry.data ?? {}) as AuditRecord['data'],
-        prev_hash: last?.hash ?? GENESIS_HASH,
+        prev_hash: last.hash,
       }
       const record: AuditRecord = { ...unhashed, hash: recordHash(unhashed) }
       insert.run({ ...record, data: JSON.stringify(record.data) })
+      moveHead.run({ seq: record.seq, hash: record.hash })
       onAppend(entry)
       return record
     },
@@ -51,6 +53,10 @@ export function createAuditRepository(db: Db, onAppend: (entry: AuditEntry) => v
       if (query.worker_id !== undefined) where.push('(worker_id = @worker_id OR parent_id = @worker_id)')
       const sql = `SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`
       return db.prepare<[AuditQuery], AuditRow>(sql).all(query).map(fromRow)
+    },
+    /** The newest record as the last append left it: `seq` 0 before the first one. */
+    head(): { seq: number; hash: string } {
+      return head.get()!
     },
     *iterate(): Generator<AuditRecord> {
       for (const row of all.iterate()) yield fromRow(row)

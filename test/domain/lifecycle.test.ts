@@ -1,0 +1,442 @@
+// Worker states (SPEC §1), the kill switch (§2.6) and the sandbox record: heartbeat directives,
+// shutdown, quarantine, release, kill with cascade, and terminal states that never come back.
+import { afterEach, describe, expect, it } from 'vitest'
+import { ManualClock } from '../../src/domain/clock.js'
+import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
+import { createWarden, type Warden } from '../../src/domain/index.js'
+import type { SandboxDriver } from '../../src/domain/sandbox.js'
+import { createSigner } from '../../src/domain/signing.js'
+import type { ContractInput, TerminationReason } from '../../src/schemas/index.js'
+import { openDatabase } from '../../src/store/db.js'
+import { createStore } from '../../src/store/index.js'
+import { createTestWarden, registerChild, registerRoot, SIGNING_KEY, type TestWarden } from '../helpers/harness.js'
+import {
+  auditHead,
+  auditRecords,
+  auditSince,
+  expectDomainError,
+  lastAudit,
+  manifestStatus,
+  SECOND,
+  tempDbFile,
+  worker,
+} from './support.js'
+
+const open: Array<{ close(): void }> = []
+function setup(overrides: Partial<ContractInput> = {}): TestWarden {
+  const t = createTestWarden({ heartbeat_timeout_seconds: 30, expiration_seconds: 3600, ...overrides })
+  open.push(t)
+  return t
+}
+afterEach(() => {
+  for (const t of open.splice(0)) t.close()
+})
+
+const iso = (ms: number) => new Date(ms).toISOString()
+const sandboxOf = (warden: Warden, id: string) => warden.store.sandboxes.get(id)
+
+describe('heartbeat', () => {
+  it('answers continue and renews the lease to now + heartbeat_timeout', () => {
+    const { warden, clock } = setup({ expiration_seconds: 600 })
+    const registeredAt = clock.now()
+    const { id, registration } = registerRoot(warden)
+    expect(registration).toMatchObject({ heartbeat_interval_seconds: 10, heartbeat_timeout_seconds: 30 })
+    expect(worker(warden, id).lease_expires_at).toBe(registeredAt + 30 * SECOND)
+
+    clock.advance(12 * SECOND)
+    const answer = warden.lifecycle.heartbeat(id)
+    expect(answer).toEqual({
+      directive: 'continue',
+      lease_expires_at: iso(clock.now() + 30 * SECOND),
+      expires_at: iso(registeredAt + 600 * SECOND),
+      heartbeat_interval_seconds: 10,
+    })
+    expect(worker(warden, id)).toMatchObject({ lease_expires_at: clock.now() + 30 * SECOND, last_heartbeat_at: clock.now() })
+  })
+
+  it('answers suspend to a quarantined worker and still renews its lease', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    warden.lifecycle.quarantine(id, 'inspect')
+    clock.advance(20 * SECOND)
+    const answer = warden.lifecycle.heartbeat(id)
+    expect(answer.directive).toBe('suspend')
+    expect(answer.lease_expires_at).toBe(iso(clock.now() + 30 * SECOND))
+    clock.advance(25 * SECOND)
+    expect(warden.reaper.tick().reaped).toBe(0)
+    expect(worker(warden, id).status).toBe('quarantined')
+  })
+
+  it('answers null expires_at when the contract sets no lifetime', () => {
+    const { warden } = setup({ expiration_seconds: null })
+    const { id } = registerRoot(warden)
+    expect(warden.lifecycle.heartbeat(id).expires_at).toBeNull()
+  })
+
+  const endings: Array<[TerminationReason, (t: TestWarden, id: string) => void]> = [
+    ['kill_switch', (t) => void t.warden.lifecycle.engageKillSwitch('drill')],
+    ['killed', (t, id) => void t.warden.lifecycle.kill(id, { reason: 'operator said so', cascade: true })],
+    [
+      'reaped',
+      (t) => {
+        t.clock.advance(30 * SECOND)
+        t.warden.reaper.tick()
+      },
+    ],
+    [
+      'expired',
+      (t, id) => {
+        t.clock.advance(25 * SECOND)
+        t.warden.lifecycle.heartbeat(id)
+        t.clock.advance(15 * SECOND)
+        t.warden.reaper.tick()
+      },
+    ],
+    ['deregistered', (t, id) => void t.warden.lifecycle.deregister(id, 'done')],
+  ]
+  for (const [reason, end] of endings) {
+    it(`answers a ${reason} worker with worker_terminated (410), directive terminate and reason ${reason}, forever`, () => {
+      const t = setup({ expiration_seconds: 40 })
+      const { id } = registerRoot(t.warden)
+      end(t, id)
+      for (let i = 0; i < 2; i++) {
+        const error = expectDomainError(() => t.warden.lifecycle.heartbeat(id), 'worker_terminated')
+        expect(error.status).toBe(410)
+        expect(error.extras).toMatchObject({ directive: 'terminate', reason })
+        t.clock.advance(SECOND)
+      }
+      expect(['active', 'quarantined']).not.toContain(worker(t.warden, id).status)
+    })
+  }
+
+  it('reaps a worker that heartbeats after its lease ran out, before any tick, and answers terminate', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    clock.advance(30 * SECOND)
+    const error = expectDomainError(() => warden.lifecycle.heartbeat(id), 'worker_terminated')
+    expect(error.extras).toMatchObject({ reason: 'reaped', directive: 'terminate' })
+    expect(worker(warden, id)).toMatchObject({ status: 'reaped', ended_at: clock.now() })
+    expect(lastAudit(warden)).toMatchObject({ type: 'worker_reaped', worker_id: id })
+  })
+
+  it('keeps a worker whose heartbeat comes 1 ms before the lease runs out', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    clock.advance(30 * SECOND - 1)
+    expect(warden.lifecycle.heartbeat(id).directive).toBe('continue')
+  })
+
+  it('throws worker_not_found for an unknown worker', () => {
+    const { warden } = setup()
+    expectDomainError(() => warden.lifecycle.heartbeat('0'.repeat(32)), 'worker_not_found')
+  })
+})
+
+describe('deregister', () => {
+  it('ends the worker as deregistered with its reason and audits it', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    clock.advance(SECOND)
+    const view = warden.lifecycle.deregister(id, 'job done')
+    expect(view).toMatchObject({ worker_id: id, status: 'deregistered', reason: 'job done', ended_at: iso(clock.now()) })
+    expect(lastAudit(warden)).toMatchObject({ type: 'worker_deregistered', actor: `worker:${id}`, worker_id: id, data: { reason: 'job done' } })
+  })
+
+  it('is harmless to repeat: same answer, no new record, no change', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    const first = warden.lifecycle.deregister(id, 'bye')
+    const head = auditHead(warden)
+    clock.advance(5 * SECOND)
+    expect(warden.lifecycle.deregister(id, 'bye again')).toEqual(first)
+    expect(auditHead(warden)).toBe(head)
+  })
+
+  it('leaves a killed worker killed', () => {
+    const { warden } = setup()
+    const { id } = registerRoot(warden)
+    warden.lifecycle.kill(id, { reason: 'stop', cascade: true })
+    expect(warden.lifecycle.deregister(id, 'bye').status).toBe('killed')
+    expect(worker(warden, id)).toMatchObject({ status: 'killed', reason: 'stop' })
+  })
+})
+
+describe('quarantine and release', () => {
+  it('moves active -> quarantined -> active with reasons and one audit record per transition', () => {
+    const { warden } = setup()
+    const { id } = registerRoot(warden)
+    const head = auditHead(warden)
+    expect(warden.lifecycle.quarantine(id, 'suspicious output')).toMatchObject({ status: 'quarantined', reason: 'suspicious output' })
+    expect(worker(warden, id)).toMatchObject({ status: 'quarantined', reason: 'suspicious output' })
+    // Repeating either transition is harmless and not recorded twice.
+    warden.lifecycle.quarantine(id, 'again')
+    expect(worker(warden, id).reason).toBe('suspicious output')
+    expect(warden.lifecycle.release(id)).toMatchObject({ status: 'active', reason: null })
+    warden.lifecycle.release(id)
+    expect(auditSince(warden, head).map((r) => [r.type, r.actor, r.worker_id, r.data])).toEqual([
+      ['worker_quarantined', 'operator', id, { reason: 'suspicious output' }],
+      ['worker_released', 'operator', id, {}],
+    ])
+  })
+
+  it('cannot quarantine or release a terminal worker', () => {
+    const { warden } = setup()
+    const { id } = registerRoot(warden)
+    warden.lifecycle.kill(id, { cascade: true })
+    expectDomainError(() => warden.lifecycle.quarantine(id, 'late'), 'worker_terminated')
+    expectDomainError(() => warden.lifecycle.release(id), 'worker_terminated')
+    expect(worker(warden, id).status).toBe('killed')
+  })
+
+  it('reaps rather than quarantines a worker whose lease already ran out', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    clock.advance(31 * SECOND)
+    expectDomainError(() => warden.lifecycle.quarantine(id, 'late'), 'worker_terminated')
+    expect(worker(warden, id).status).toBe('reaped')
+  })
+})
+
+describe('kill', () => {
+  function tree(warden: Warden) {
+    const root = registerRoot(warden).id
+    const c1 = registerChild(warden, root).id
+    const c2 = registerChild(warden, root).id
+    const g1 = registerChild(warden, c1).id
+    const g2 = registerChild(warden, c1).id
+    return { root, c1, c2, g1, g2 }
+  }
+
+  it('kills the worker and its live descendants (quarantined ones included) when cascade is true', () => {
+    const { warden } = setup()
+    const { root, c1, c2, g1, g2 } = tree(warden)
+    warden.lifecycle.quarantine(g1, 'inspect')
+    warden.lifecycle.deregister(g2, 'done')
+
+    const result = warden.lifecycle.kill(c1, { reason: 'runaway', cascade: true })
+    expect(result.killed.sort()).toEqual([c1, g1].sort())
+    expect(result.worker).toMatchObject({ worker_id: c1, status: 'killed', reason: 'runaway' })
+    expect(worker(warden, g1)).toMatchObject({ status: 'killed', reason: `ancestor ${c1} killed: runaway` })
+    expect(worker(warden, g2).status).toBe('deregistered')
+    expect(worker(warden, root).status).toBe('active')
+    expect(worker(warden, c2).status).toBe('active')
+    expect(auditRecords(warden, 'worker_killed').map((r) => r.worker_id).sort()).toEqual([c1, g1].sort())
+  })
+
+  it('kills only the worker when cascade is false, and a later cascade reaches the live descendants', () => {
+    const { warden } = setup()
+    const { root, c1, c2, g1, g2 } = tree(warden)
+    expect(warden.lifecycle.kill(root, { cascade: false }).killed).toEqual([root])
+    expect(worker(warden, root)).toMatchObject({ status: 'killed', reason: 'killed' })
+    for (const id of [c1, c2, g1, g2]) expect(worker(warden, id).status).toBe('active')
+
+    expect(warden.lifecycle.kill(root, { reason: 'clean up', cascade: true }).killed.sort()).toEqual([c1, c2, g1, g2].sort())
+    expect(worker(warden, root).reason).toBe('killed')
+  })
+
+  it('cascades through a descendant that already ended to the live ones below it', () => {
+    const { warden } = setup()
+    const { root, c1, c2, g1, g2 } = tree(warden)
+    warden.lifecycle.deregister(c1, 'done')
+    expect(warden.lifecycle.kill(root, { reason: 'all of it', cascade: true }).killed.sort()).toEqual([root, c2, g1, g2].sort())
+    expect(worker(warden, c1).status).toBe('deregistered')
+    expect(worker(warden, g1).status).toBe('killed')
+  })
+
+  it('is harmless to repeat on a killed worker', () => {
+    const { warden } = setup()
+    const { id } = registerRoot(warden)
+    warden.lifecycle.kill(id, { reason: 'once', cascade: true })
+    const head = auditHead(warden)
+    expect(warden.lifecycle.kill(id, { reason: 'twice', cascade: true }).killed).toEqual([])
+    expect(worker(warden, id).reason).toBe('once')
+    expect(auditHead(warden)).toBe(head)
+  })
+
+  it('voids the outstanding manifests of every worker it kills', () => {
+    const { warden } = setup()
+    const { root, c1 } = tree(warden)
+    const fromRoot = warden.admission.spawn(worker(warden, root), { reason: 'x' })
+    const fromChild = warden.admission.spawn(worker(warden, c1), { reason: 'x' })
+    warden.lifecycle.kill(root, { cascade: true })
+    expect(manifestStatus(warden, fromRoot.worker_id)).toBe('voided')
+    expect(manifestStatus(warden, fromChild.worker_id)).toBe('voided')
+  })
+
+  it('throws worker_not_found for an unknown worker', () => {
+    const { warden } = setup()
+    expectDomainError(() => warden.lifecycle.kill('1'.repeat(32), { cascade: true }), 'worker_not_found')
+  })
+})
+
+describe('kill switch', () => {
+  it('terminates every live worker in one go, voids outstanding manifests and blocks heartbeats', () => {
+    const { warden, clock } = setup()
+    const a = registerRoot(warden).id
+    const b = registerRoot(warden).id
+    const c = registerChild(warden, a).id
+    const done = registerRoot(warden).id
+    warden.lifecycle.deregister(done, 'finished')
+    warden.lifecycle.quarantine(b, 'inspect')
+    const pending = warden.admission.issueRoot({})
+    clock.advance(SECOND)
+
+    const state = warden.lifecycle.engageKillSwitch('incident 42')
+    expect(state).toEqual({ engaged: true, engaged_at: iso(clock.now()), reason: 'incident 42', terminated: 3, manifests_voided: 1 })
+    for (const id of [a, b, c]) {
+      expect(worker(warden, id)).toMatchObject({ status: 'killed', reason: 'kill_switch', ended_at: clock.now() })
+      expect(expectDomainError(() => warden.lifecycle.heartbeat(id), 'worker_terminated').extras.reason).toBe('kill_switch')
+    }
+    expect(worker(warden, done).status).toBe('deregistered')
+    expect(manifestStatus(warden, pending.worker_id)).toBe('voided')
+    expect(warden.store.workers.countLive()).toBe(0)
+  })
+
+  it('is harmless to engage twice: nothing more terminated, the first engagement kept, one record', () => {
+    const { warden, clock } = setup()
+    registerRoot(warden)
+    const first = warden.lifecycle.engageKillSwitch('first')
+    const head = auditHead(warden)
+    clock.advance(SECOND)
+    const second = warden.lifecycle.engageKillSwitch('second')
+    expect(second).toEqual({ ...first, terminated: 0, manifests_voided: 0 })
+    expect(warden.lifecycle.killSwitchState()).toEqual({ engaged: true, engaged_at: first.engaged_at, reason: 'first' })
+    expect(auditHead(warden)).toBe(head)
+  })
+
+  it('disengages with an audit record while the workers stay terminated', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    const engaged = warden.lifecycle.engageKillSwitch('drill')
+    clock.advance(SECOND)
+    expect(warden.lifecycle.disengageKillSwitch()).toEqual({ engaged: false, engaged_at: null, reason: null })
+    expect(lastAudit(warden)).toMatchObject({
+      type: 'kill_switch_disengaged',
+      actor: 'operator',
+      data: { engaged_at: engaged.engaged_at, reason: 'drill' },
+    })
+    expect(worker(warden, id).status).toBe('killed')
+    expectDomainError(() => warden.lifecycle.heartbeat(id), 'worker_terminated')
+    // Disengaging again changes nothing and records nothing.
+    const head = auditHead(warden)
+    warden.lifecycle.disengageKillSwitch()
+    expect(auditHead(warden)).toBe(head)
+  })
+
+  it('survives a restart: still engaged, workers still terminated, nothing issued', () => {
+    const { file, cleanup } = tempDbFile()
+    try {
+      const clock = new ManualClock()
+      const first = createTestWarden({}, file, clock)
+      const { id } = registerRoot(first.warden)
+      const pending = first.warden.admission.issueRoot({})
+      first.warden.lifecycle.engageKillSwitch('persist me')
+      first.close()
+
+      clock.advance(60 * SECOND)
+      const second = createTestWarden({}, file, clock)
+      try {
+        expect(second.warden.lifecycle.killSwitchState()).toMatchObject({ engaged: true, reason: 'persist me' })
+        expect(worker(second.warden, id)).toMatchObject({ status: 'killed', reason: 'kill_switch' })
+        expectDomainError(() => second.warden.admission.issueRoot({}), 'kill_switch_engaged')
+        expectDomainError(() => second.warden.admission.register(pending), 'kill_switch_engaged')
+        expectDomainError(() => second.warden.lifecycle.heartbeat(id), 'worker_terminated')
+        expect(second.warden.verifyAudit().ok).toBe(true)
+      } finally {
+        second.close()
+      }
+    } finally {
+      cleanup()
+    }
+  })
+})
+
+describe('sandbox record', () => {
+  const endings: Array<[string, string, (t: TestWarden, ids: { root: string; child: string }) => string]> = [
+    ['deregistered', 'done', (t, { child }) => (t.warden.lifecycle.deregister(child, 'done'), child)],
+    ['killed', 'stop it', (t, { child }) => (t.warden.lifecycle.kill(child, { reason: 'stop it', cascade: false }), child)],
+    [
+      'killed by cascade',
+      '',
+      (t, { root, child }) => {
+        t.warden.lifecycle.kill(root, { reason: 'tree', cascade: true })
+        return child
+      },
+    ],
+    [
+      'reaped by the reaper',
+      'heartbeat timeout',
+      (t, { child }) => {
+        t.clock.advance(30 * SECOND)
+        t.warden.reaper.tick()
+        return child
+      },
+    ],
+    [
+      'reaped at its heartbeat',
+      'heartbeat timeout',
+      (t, { child }) => {
+        t.clock.advance(30 * SECOND)
+        expectDomainError(() => t.warden.lifecycle.heartbeat(child), 'worker_terminated')
+        return child
+      },
+    ],
+    [
+      'expired',
+      'lifetime over',
+      (t, { root, child }) => {
+        t.clock.advance(25 * SECOND)
+        t.warden.lifecycle.heartbeat(root)
+        t.warden.lifecycle.heartbeat(child)
+        t.clock.advance(15 * SECOND)
+        t.warden.reaper.tick()
+        return child
+      },
+    ],
+    ['killed by the kill switch', 'kill_switch', (t, { child }) => (t.warden.lifecycle.engageKillSwitch('drill'), child)],
+  ]
+
+  for (const [label, expectedReason, end] of endings) {
+    it(`goes running -> stopped with the worker's reason when the worker is ${label}`, () => {
+      const t = setup({ expiration_seconds: 40 })
+      const root = registerRoot(t.warden).id
+      const child = registerChild(t.warden, root).id
+      expect(sandboxOf(t.warden, child)).toMatchObject({ status: 'running', driver: 'record', launched_at: t.clock.now(), stopped_at: null })
+      expect(JSON.parse(sandboxOf(t.warden, child)!.resources)).toEqual(JSON.parse(worker(t.warden, child).resources))
+
+      const id = end(t, { root, child })
+      const row = worker(t.warden, id)
+      expect(['active', 'quarantined']).not.toContain(row.status)
+      expect(sandboxOf(t.warden, id)).toMatchObject({ status: 'stopped', stopped_at: row.ended_at, stop_reason: row.reason })
+      if (expectedReason) expect(row.reason).toBe(expectedReason)
+    })
+  }
+
+  it('tells the sandbox driver to launch after registration and to stop what ended', () => {
+    const calls: string[] = []
+    const driver: SandboxDriver = {
+      name: 'spy',
+      launch: (id) => void calls.push(`launch ${id}`),
+      stop: (ids, reason) => void calls.push(`stop ${ids === 'all' ? 'all' : [...ids].sort().join(',')} ${reason}`),
+    }
+    const db = openDatabase(':memory:')
+    open.push(db)
+    const clock = new ManualClock()
+    const warden = createWarden({
+      store: createStore(db),
+      clock,
+      signer: createSigner(SIGNING_KEY),
+      sandbox: driver,
+      contract: { ...DEFAULT_CONTRACT, cooldown_seconds: 0, heartbeat_timeout_seconds: 30 },
+    })
+    warden.reaper.resume()
+    const a = registerRoot(warden).id
+    const b = registerRoot(warden).id
+    const c = registerRoot(warden).id
+    expect(warden.store.sandboxes.get(a)).toMatchObject({ driver: 'spy', status: 'running' })
+    warden.lifecycle.deregister(a, 'done')
+    warden.lifecycle.kill(b, { reason: 'stop', cascade: true })
+    warden.lifecycle.engageKillSwitch('drill')
+    expect(calls).toEqual([`launch ${a}`, `launch ${b}`, `launch ${c}`, `stop ${a} done`, `stop ${b} stop`, 'stop all kill_switch'])
+  })
+})

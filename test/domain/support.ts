@@ -1,0 +1,76 @@
+// Small helpers shared by the domain tests: error assertions, contract edits, audit reads, temp files.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { expect } from 'vitest'
+import type { Warden } from '../../src/domain/index.js'
+import { DomainError, type ErrorCode } from '../../src/domain/errors.js'
+import type { AuditRecord, AuditType, ContractInput } from '../../src/schemas/index.js'
+import type { WorkerRow } from '../../src/store/workers.js'
+
+/** Runs `fn`, asserts it throws a DomainError with `code`, and returns that error. */
+export function expectDomainError(fn: () => unknown, code: ErrorCode): DomainError {
+  let thrown: unknown
+  try {
+    fn()
+  } catch (error) {
+    thrown = error
+  }
+  expect(thrown, `expected a DomainError ${code}`).toBeInstanceOf(DomainError)
+  const error = thrown as DomainError
+  expect(error.code, error.message).toBe(code)
+  return error
+}
+
+/** The current contract input (without version and updated_at). */
+export function contractInput(warden: Warden): ContractInput {
+  const { version: _version, updated_at: _updatedAt, ...input } = warden.contracts.view()
+  return input
+}
+
+/** Replaces the contract with the current one plus `patch`. */
+export function updateContract(warden: Warden, patch: Partial<ContractInput>) {
+  return warden.contracts.replace({ ...contractInput(warden), ...patch })
+}
+
+export function auditRecords(warden: Warden, type?: AuditType): AuditRecord[] {
+  const all = [...warden.store.audit.iterate()]
+  return type === undefined ? all : all.filter((record) => record.type === type)
+}
+
+export function lastAudit(warden: Warden): AuditRecord {
+  const all = auditRecords(warden)
+  return all[all.length - 1]!
+}
+
+/** The highest audit seq so far (0 when empty). */
+export function auditHead(warden: Warden): number {
+  return auditRecords(warden).length
+}
+
+/** Records appended after `seq`. */
+export function auditSince(warden: Warden, seq: number): AuditRecord[] {
+  return auditRecords(warden).filter((record) => record.seq > seq)
+}
+
+export function worker(warden: Warden, id: string): WorkerRow {
+  const row = warden.store.workers.get(id)
+  expect(row, `worker ${id} exists`).toBeDefined()
+  return row!
+}
+
+export function manifestStatus(warden: Warden, id: string): string | undefined {
+  return warden.store.manifests.get(id)?.status
+}
+
+export function tableCount(warden: Warden, table: 'workers' | 'manifests' | 'audit' | 'sandboxes'): number {
+  return (warden.store.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+}
+
+/** A fresh folder for a database file; `cleanup` removes it. */
+export function tempDbFile(): { file: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-domain-'))
+  return { file: join(dir, 'warden.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+export const SECOND = 1000
