@@ -54,6 +54,8 @@ export function auditSince(warden: Warden, seq: number): AuditRecord[] {
 }
 
 export function worker(warden: Warden, id: string): WorkerRow {
+  // Heartbeats renew leases in memory; write them back so the row shows what the book holds.
+  warden.reaper.flushAllLeases()
   const row = warden.store.workers.get(id)
   expect(row, `worker ${id} exists`).toBeDefined()
   return row!

@@ -1,0 +1,83 @@
+// Heartbeats renew leases in memory (SPEC §2.10 lets the renewal timestamp lag up to 1 s); these
+// tests attack the places where the book and the database could disagree.
+import { afterEach, describe, expect, it } from 'vitest'
+import { createTestWarden, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { SECOND } from './support.js'
+
+const open: TestWarden[] = []
+afterEach(() => open.splice(0).forEach((t) => t.close()))
+const setup = () => {
+  const t = createTestWarden({ heartbeat_timeout_seconds: 30, expiration_seconds: null })
+  open.push(t)
+  return t
+}
+const stored = (t: TestWarden, id: string) => t.warden.store.workers.get(id)!
+
+describe('lease book', () => {
+  it('renews in memory and writes the renewal back on the next flush', () => {
+    const t = setup()
+    const { id } = registerRoot(t.warden)
+    const registeredLease = stored(t, id).lease_expires_at
+    t.clock.advance(10 * SECOND)
+    t.warden.lifecycle.heartbeat(id)
+    expect(stored(t, id).lease_expires_at).toBe(registeredLease)
+    expect(t.warden.leases.pending).toBe(1)
+    expect(t.warden.reaper.flushLeases()).toBe(1)
+    expect(stored(t, id)).toMatchObject({ lease_expires_at: t.clock.now() + 30 * SECOND, last_heartbeat_at: t.clock.now() })
+    expect(t.warden.leases.pending).toBe(0)
+  })
+
+  it('never reaps a worker whose renewal is still only in memory, and writes that renewal back', () => {
+    const t = setup()
+    const { id } = registerRoot(t.warden)
+    t.clock.advance(29 * SECOND)
+    t.warden.lifecycle.heartbeat(id) // not flushed: the stored lease ends in 1 s
+    t.clock.advance(2 * SECOND)
+    expect(t.warden.reaper.tick().reaped).toBe(0)
+    expect(stored(t, id)).toMatchObject({ status: 'active', lease_expires_at: t.clock.now() - 2 * SECOND + 30 * SECOND })
+  })
+
+  it('shows the renewed lease in the worker view before it is flushed', () => {
+    const t = setup()
+    const { id } = registerRoot(t.warden)
+    t.clock.advance(5 * SECOND)
+    const answer = t.warden.lifecycle.heartbeat(id)
+    const view = t.warden.lifecycle.view(stored(t, id))
+    expect(view.lease_expires_at).toBe(answer.lease_expires_at)
+    expect(view.last_heartbeat_at).toBe(new Date(t.clock.now()).toISOString())
+  })
+
+  it('drops the lease of every worker that ends, so a later heartbeat goes to the database and answers 410', () => {
+    const t = setup()
+    const a = registerRoot(t.warden).id
+    const b = registerRoot(t.warden).id
+    t.warden.lifecycle.kill(a, { cascade: true })
+    expect(t.warden.leases.get(a)).toBeUndefined()
+    expect(() => t.warden.lifecycle.heartbeat(a)).toThrow(expect.objectContaining({ code: 'worker_terminated' }))
+    t.warden.lifecycle.engageKillSwitch('test')
+    expect(t.warden.leases.size).toBe(0)
+    expect(() => t.warden.lifecycle.heartbeat(b)).toThrow(expect.objectContaining({ code: 'worker_terminated' }))
+  })
+
+  it('follows quarantine and release, and counts exactly the live workers', () => {
+    const t = setup()
+    const ids = [registerRoot(t.warden).id, registerRoot(t.warden).id, registerRoot(t.warden).id]
+    t.warden.lifecycle.quarantine(ids[0]!, 'inspect')
+    expect(t.warden.lifecycle.heartbeat(ids[0]!).directive).toBe('suspend')
+    t.warden.lifecycle.release(ids[0]!)
+    expect(t.warden.lifecycle.heartbeat(ids[0]!).directive).toBe('continue')
+    t.warden.lifecycle.deregister(ids[1]!, 'done')
+    expect(t.warden.leases.size).toBe(t.warden.store.workers.countLive())
+    expect(t.warden.leases.size).toBe(2)
+  })
+
+  it('keeps the book unchanged when a transaction rolls back', () => {
+    const t = setup()
+    const { id } = registerRoot(t.warden)
+    t.warden.store.db.exec(`CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit blocked'); END`)
+    expect(() => t.warden.lifecycle.kill(id, { cascade: true })).toThrow(/audit blocked/)
+    t.warden.store.db.exec(`DROP TRIGGER no_audit`)
+    expect(t.warden.leases.get(id)).toBeDefined()
+    expect(t.warden.lifecycle.heartbeat(id).directive).toBe('continue')
+  })
+})
