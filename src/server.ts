@@ -11,6 +11,8 @@ import { createMetrics } from './http/metrics.js'
 import { DatabaseLockedError, openDatabase } from './store/db.js'
 import { createStore } from './store/index.js'
 
+const DRAIN_CUTOFF_MS = 5_000
+
 export async function start(config: Config) {
   const logger = pino({ level: config.WARDEN_LOG_LEVEL, redact: REDACT })
   const secrets = loadSecrets(config)
@@ -57,8 +59,17 @@ export async function start(config: Config) {
     }
   }, config.WARDEN_REAPER_INTERVAL_MS)
 
+  // Draining: answers already being written tell keep-alive clients to hang up, so close() is not
+  // held open by their idle sockets; whatever still lingers after a while is cut.
+  let draining = false
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close')
+  })
+
   const close = async () => {
+    draining = true
     clearInterval(reaper)
+    setTimeout(() => app.server.closeAllConnections(), DRAIN_CUTOFF_MS).unref()
     await app.close()
     db.close()
   }
