@@ -11,8 +11,12 @@ import { createMetrics } from './http/metrics.js'
 import { DatabaseLockedError, openDatabase } from './store/db.js'
 import { createStore } from './store/index.js'
 
+<<<<<<< HEAD
 const LEASE_FLUSH_INTERVAL_MS = 100
 const LEASE_FLUSH_SLICE = 500
+=======
+const DRAIN_CUTOFF_MS = 5_000
+>>>>>>> main
 
 export async function start(config: Config) {
   const logger = pino({ level: config.WARDEN_LOG_LEVEL, redact: REDACT })
@@ -73,9 +77,18 @@ export async function start(config: Config) {
     flushSlice()
   }, LEASE_FLUSH_INTERVAL_MS)
 
+  // Draining: answers already being written tell keep-alive clients to hang up, so close() is not
+  // held open by their idle sockets; whatever still lingers after a while is cut.
+  let draining = false
+  app.addHook('onSend', async (_request, reply) => {
+    if (draining) reply.header('connection', 'close')
+  })
+
   const close = async () => {
+    draining = true
     clearInterval(reaper)
     clearInterval(flusher)
+    setTimeout(() => app.server.closeAllConnections(), DRAIN_CUTOFF_MS).unref()
     await app.close()
     warden.reaper.flushAllLeases()
     db.close()
