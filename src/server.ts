@@ -11,12 +11,9 @@ import { createMetrics } from './http/metrics.js'
 import { DatabaseLockedError, openDatabase } from './store/db.js'
 import { createStore } from './store/index.js'
 
-<<<<<<< HEAD
 const LEASE_FLUSH_INTERVAL_MS = 100
 const LEASE_FLUSH_SLICE = 500
-=======
 const DRAIN_CUTOFF_MS = 5_000
->>>>>>> main
 
 export async function start(config: Config) {
   const logger = pino({ level: config.WARDEN_LOG_LEVEL, redact: REDACT })
