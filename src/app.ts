@@ -9,7 +9,7 @@ import { DomainError } from './domain/errors.js'
 import type { Warden } from './domain/index.js'
 import { createMetrics, type Metrics } from './http/metrics.js'
 import { authPlugin } from './http/plugins/auth.js'
-import { errorsPlugin, RequestValidationError } from './http/plugins/errors.js'
+import { errorsPlugin, RequestValidationError, sendProblem } from './http/plugins/errors.js'
 import { swaggerPlugin } from './http/plugins/swagger.js'
 import { auditRoutes } from './http/routes/audit.js'
 import { contractRoutes } from './http/routes/contract.js'
@@ -32,6 +32,24 @@ export interface AppOptions {
 
 export const REDACT = ['req.headers.authorization', 'lease_token', '*.lease_token', 'operatorToken', 'signingKey']
 
+const partNames: Record<string, string> = { body: '', querystring: 'query', params: 'path', headers: 'headers' }
+
+function invalidBody(message: string): Error {
+  return Object.assign(new Error(message), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' })
+}
+
+/** The path of the first value nested deeper than `limit`, found without recursion. */
+function nestedBeyond(root: object, limit: number): string | null {
+  const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value: root, depth: 0, path: 'body' }]
+  while (stack.length > 0) {
+    const { value, depth, path } = stack.pop()!
+    if (value === null || typeof value !== 'object') continue
+    if (depth >= limit) return path
+    for (const [key, child] of Object.entries(value)) stack.push({ value: child, depth: depth + 1, path: `${path}.${key}` })
+  }
+  return null
+}
+
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { warden } = options
   const metrics = options.metrics ?? createMetrics()
@@ -41,29 +59,39 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     routerOptions: { maxParamLength: 128 },
+    // Malformed URLs and over-long path parameters get a problem document like everything else.
+    frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id)
+      return sendProblem(reply, request, 'validation_failed', error.message)
+    },
   }).withTypeProvider<ZodTypeProvider>()
 
   // Fastify hands a missing body to validation as null; optional bodies treat it as absent.
   app.setValidatorCompiler(({ schema, httpPart }) => (data) => {
     const input = httpPart === 'body' && data === null ? undefined : data
     const result = (schema as z.ZodType).safeParse(input, { reportInput: true })
-    return result.success ? { value: result.data } : { error: new RequestValidationError(result.error.issues) }
+    if (result.success) return { value: result.data }
+    return { error: new RequestValidationError(result.error.issues, partNames[httpPart ?? 'body'] ?? '') }
   })
   app.setSerializerCompiler(serializerCompiler)
 
   // An empty body is accepted with or without a JSON content type (Swagger UI and curl send both).
+  // JSON is the only body type: text/plain is refused with 415 like any other.
+  app.removeContentTypeParser('text/plain')
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = (body as string).trim()
     if (text === '') return done(null, undefined)
+    let value: unknown
     try {
-      done(null, sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' }))
+      value = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' })
     } catch (error) {
-      const invalid = new Error(`body is not valid JSON: ${(error as Error).message}`) as Error & { statusCode: number; code: string }
-      invalid.statusCode = 400
-      invalid.code = 'FST_ERR_CTP_INVALID_JSON_BODY'
-      done(invalid, undefined)
+      return done(invalidBody(`body is not valid JSON: ${(error as Error).message}`), undefined)
     }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return done(invalidBody('body must be a JSON object'), undefined)
+    const tooDeep = nestedBeyond(value, LIMITS.jsonDepth)
+    if (tooDeep !== null) return done(invalidBody(`${tooDeep} is nested deeper than ${LIMITS.jsonDepth} levels`), undefined)
+    done(null, value)
   })
 
   app.addHook('onRequest', async (request, reply) => {

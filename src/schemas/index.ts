@@ -12,6 +12,8 @@ export const LIMITS = {
   expressionChars: 2_000,
   metrics: 64,
   listLimit: 1000,
+  /** Nesting levels of a request body (a state snapshot sits two levels down). */
+  jsonDepth: 32,
 } as const
 
 const TERMINAL = ['deregistered', 'killed', 'reaped', 'expired'] as const
@@ -27,6 +29,14 @@ export const WorkerIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 low
 const HexDigest = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters')
 const Timestamp = z.iso.datetime({ offset: false, precision: 3 })
 const Reason = z.string().trim().min(1).max(LIMITS.reasonChars)
+
+/** A whole number in a query string: digits only (no '', ' ', 0x10 or 1e3, which Number() accepts). */
+const QueryInt = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .regex(/^[0-9]{1,15}$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.int().min(min).max(max))
 
 export const NetworkPolicySchema = z
   .strictObject({
@@ -84,7 +94,7 @@ export const ContractInputSchema = z
       .max(LIMITS.stopConditions)
       .default([]),
   })
-  .meta({ id: 'ContractInput' })
+  .meta({ id: 'ContractSpec', description: 'A contract as an operator writes it (no version)' })
 export type ContractInput = z.output<typeof ContractInputSchema>
 
 export const ContractSchema = ContractInputSchema.extend({
@@ -191,8 +201,8 @@ export const RegistrationResponseSchema = z
 export const WorkerListQuerySchema = z.strictObject({
   status: WorkerStatusSchema.optional(),
   parent_id: WorkerIdSchema.optional(),
-  depth: z.coerce.number().int().min(0).optional(),
-  limit: z.coerce.number().int().min(1).max(LIMITS.listLimit).default(100),
+  depth: QueryInt(0).optional(),
+  limit: QueryInt(1, LIMITS.listLimit).default(100),
   cursor: z.string().regex(/^[0-9]{1,15}$/, 'must be a cursor returned by a previous page').optional(),
 })
 export type WorkerListQuery = z.output<typeof WorkerListQuerySchema>
@@ -287,8 +297,8 @@ export type AuditRecord = z.infer<typeof AuditRecordSchema>
 export const AuditQuerySchema = z.strictObject({
   type: AuditTypeSchema.optional(),
   worker_id: WorkerIdSchema.optional(),
-  after_seq: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(LIMITS.listLimit).default(100),
+  after_seq: QueryInt(0).default(0),
+  limit: QueryInt(1, LIMITS.listLimit).default(100),
 })
 export type AuditQuery = z.output<typeof AuditQuerySchema>
 

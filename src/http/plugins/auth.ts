@@ -20,7 +20,7 @@ declare module 'fastify' {
 export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
   if (typeof header !== 'string') return undefined
-  const match = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header.trim())
+  const match = /^Bearer +([\x21-\x7e]{1,512})$/i.exec(header.trim())
   return match?.[1]
 }
 

@@ -9,8 +9,11 @@ import { describeIssues } from '../../schemas/issues.js'
 export class RequestValidationError extends Error {
   readonly statusCode = 400
   readonly code = 'FST_ERR_VALIDATION'
-  constructor(readonly issues: z.core.$ZodIssue[]) {
-    super(describeIssues(issues))
+  constructor(
+    readonly issues: z.core.$ZodIssue[],
+    readonly part = '',
+  ) {
+    super(describeIssues(issues, part))
   }
 }
 
@@ -50,7 +53,7 @@ export const errorsPlugin = fp(async function errors(app: FastifyInstance) {
     if (error instanceof RequestValidationError || error.code === 'FST_ERR_VALIDATION') {
       const issues = error instanceof RequestValidationError ? error.issues : []
       return sendProblem(reply, request, 'validation_failed', error.message, {
-        errors: issues.map((issue) => [...issue.path.map(String)].join('.') || '(root)'),
+        errors: issues.map((issue) => [error instanceof RequestValidationError ? error.part : '', ...issue.path.map(String)].filter(Boolean).join('.') || '(root)'),
       })
     }
     const mapped = error.code === undefined ? undefined : codeByFastifyCode[error.code]
