@@ -342,6 +342,10 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
       expires_at: iso(T0 + 3_600_000),
       heartbeat_interval_seconds: 10,
     })
+    const view = await send(t, 'GET', `/v1/workers/${w.id}`, { headers: t.op })
+    expect(view.json()).toMatchObject({ lease_expires_at: iso(T0 + 35_000), last_heartbeat_at: iso(T0 + 5_000) })
+    // The renewal reaches the database with the next lease flush (SPEC §2.10 allows the lag).
+    t.warden.reaper.flushLeases()
     const row = t.warden.store.workers.get(w.id)!
     expect(row.lease_expires_at).toBe(T0 + 35_000)
     expect(row.last_heartbeat_at).toBe(T0 + 5_000)
