@@ -1,0 +1,115 @@
+// warden audit tail [--follow] | verify
+import { abortableSleep } from '../client/retry.js'
+import { AuditTypeSchema, type AuditRecord } from '../schemas/index.js'
+import { numberOption, stringOption, type Command } from './command.js'
+import { EXIT, UsageError, type Context } from './context.js'
+import { shortId } from './format.js'
+import { resolveWorkerId } from './workers.js'
+
+function summary(record: AuditRecord): string {
+  const data = record.data
+  const parts: string[] = []
+  for (const key of ['reason', 'condition', 'detail', 'terminated', 'depth', 'version']) {
+    const value = data[key]
+    if (value !== undefined && value !== null && value !== '') parts.push(`${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
+  }
+  return parts.join(' ')
+}
+
+function line(ctx: Context, record: AuditRecord): string {
+  const { style } = ctx
+  const type = record.type.padEnd(22)
+  const coloured = /denied|rejected/.test(record.type)
+    ? style.red(type)
+    : /approved|issued|registered/.test(record.type)
+      ? style.green(type)
+      : /kill|reaped|expired/.test(record.type)
+        ? style.yellow(type)
+        : type
+  const who = record.worker_id ? shortId(record.worker_id) : record.parent_id ? `${shortId(record.parent_id)}^` : '-'
+  return [
+    String(record.seq).padStart(6),
+    style.dim(record.at.slice(11, 23)),
+    coloured,
+    (record.code ?? '').padEnd(20),
+    who.padEnd(9),
+    style.dim(summary(record)),
+  ]
+    .join(' ')
+    .trimEnd()
+}
+
+export const auditCommands: Command[] = [
+  {
+    name: ['audit', 'tail'],
+    summary: 'Show the last audit records, and with --follow the new ones as they are written',
+    details: [
+      'Columns: seq, time (UTC), type, code, worker (or its parent, marked ^, for a spawn decision), data.',
+      'With --json, one record per line (NDJSON).',
+    ],
+    options: {
+      lines: { type: 'string', short: 'n', value: 'N', description: 'how many records to show first (default 20)' },
+      type: { type: 'string', value: 'TYPE', description: 'only records of this type' },
+      worker: { type: 'string', value: 'ID', description: 'only records about this worker (or naming it as parent)' },
+      follow: { type: 'boolean', short: 'f', description: 'keep printing new records until interrupted' },
+      interval: { type: 'string', value: 'SECONDS', description: 'poll interval with --follow (default 1)' },
+    },
+    async run(ctx) {
+      const count = numberOption(ctx.values, 'lines') ?? 20
+      if (!Number.isInteger(count) || count < 0) throw new UsageError('--lines must be a whole number >= 0')
+      const interval = numberOption(ctx.values, 'interval') ?? 1
+      if (!(interval > 0)) throw new UsageError('--interval must be > 0')
+      const typeName = stringOption(ctx.values, 'type')
+      const type = typeName === undefined ? undefined : AuditTypeSchema.safeParse(typeName)
+      if (type && !type.success) throw new UsageError(`--type must be one of ${AuditTypeSchema.options.join(', ')}`)
+      const workerArg = stringOption(ctx.values, 'worker')
+      const filter = {
+        ...(type?.success ? { type: type.data } : {}),
+        ...(workerArg === undefined ? {} : { worker_id: await resolveWorkerId(ctx, workerArg) }),
+      }
+      const client = ctx.client()
+      const print = (record: AuditRecord) => (ctx.json ? ctx.out(JSON.stringify(record)) : ctx.out(line(ctx, record)))
+
+      // The API pages forward only: keep the last `count` on the way to the end.
+      const last: AuditRecord[] = []
+      let afterSeq = 0
+      for await (const record of client.auditRecords(filter)) {
+        afterSeq = record.seq
+        last.push(record)
+        if (last.length > count) last.shift()
+      }
+      last.forEach(print)
+      if (!ctx.values.follow) return EXIT.ok
+
+      const signal = ctx.io.signal
+      while (!signal?.aborted) {
+        try {
+          await abortableSleep(interval * 1000, signal)
+        } catch {
+          break
+        }
+        try {
+          for await (const record of client.auditRecords({ ...filter, after_seq: afterSeq }, signal ? { signal } : {})) {
+            afterSeq = record.seq
+            print(record)
+          }
+        } catch (error) {
+          if (signal?.aborted) break
+          throw error
+        }
+      }
+      return EXIT.ok
+    },
+  },
+  {
+    name: ['audit', 'verify'],
+    summary: 'Recompute the audit hash chain; exit 1 when a record was edited, removed or reordered',
+    async run(ctx) {
+      const result = await ctx.client().verifyAudit()
+      if (ctx.json) ctx.printJson(result)
+      else if (result.ok) ctx.out(`${ctx.style.green('audit chain verified')}: ${result.records} records, head ${result.head_hash ?? '-'}`)
+      else ctx.out(`${ctx.style.red('audit chain BROKEN')} at seq ${result.first_invalid_seq} (${result.records} records)`)
+      return result.ok ? EXIT.ok : EXIT.failed
+    },
+  },
+]
