@@ -1,0 +1,164 @@
+// Pre-builds a Warden database for the scale scenarios, through the project's own store and
+// domain code (openDatabase, createStore, createWarden, the workers/sandboxes repositories, the
+// token helpers), in large transactions. The real server is then started on the file.
+//
+// What it holds:
+// - `total` workers; `live` of them active with a lease far ahead, `due` more active whose lease
+//   (as of the controller's last tick) runs out `due-in-ms` after the next start, all at the same
+//   instant; the rest terminal (deregistered, reaped, expired, killed), with stopped sandboxes.
+// - Live workers registered under contract v1 (heartbeat_timeout 1 day); the contract is then
+//   replaced by v2 with `timeout-seconds`, the one the server runs with. So leases renewed by the
+//   benchmark are short while the seeded ones are long, and nothing but the `due` ones falls due.
+// - Lease tokens made and hashed by src/domain/tokens.ts; the live and due ones are written to
+//   `tokens` as lines "<worker_id> <lease_token> live|due" so the benchmark can heartbeat them.
+// - The audit log holds only the contract records: its size enters none of the measured paths
+//   (appending reads the head by primary key).
+//
+// Usage: tsx bench/seed.ts --db F --total N --live N --due N --due-in-ms MS --timeout-seconds S --key K --tokens F
+//          [--layout recent|spread]
+import { createWriteStream, statSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { systemClock } from '../src/domain/clock.js'
+import { DEFAULT_CONTRACT } from '../src/domain/contract.js'
+import { createWarden } from '../src/domain/index.js'
+import { createSigner } from '../src/domain/signing.js'
+import { generateToken, hashToken, newWorkerId } from '../src/domain/tokens.js'
+import type { WorkerStatus } from '../src/schemas/index.js'
+import { openDatabase } from '../src/store/db.js'
+import { createStore } from '../src/store/index.js'
+
+const { values } = parseArgs({
+  options: {
+    db: { type: 'string' },
+    total: { type: 'string' },
+    live: { type: 'string' },
+    due: { type: 'string' },
+    'due-in-ms': { type: 'string' },
+    'timeout-seconds': { type: 'string' },
+    key: { type: 'string' },
+    tokens: { type: 'string' },
+    layout: { type: 'string', default: 'recent' },
+  },
+})
+const required = (name: keyof typeof values): string => {
+  const value = values[name]
+  if (value === undefined) throw new Error(`--${name} is required`)
+  return value
+}
+const total = Number(required('total'))
+const live = Number(required('live'))
+const due = Number(required('due'))
+const dueInMs = Number(required('due-in-ms'))
+const timeoutSeconds = Number(required('timeout-seconds'))
+if (live + due > total) throw new Error('live + due must not exceed total')
+
+const BATCH = 50_000
+const DAY = 86_400_000
+const started = performance.now()
+
+const db = openDatabase(required('db'))
+// This connection only: a large page cache for the bulk insert (random worker ids in the unique index).
+db.pragma('cache_size = -1048576')
+const store = createStore(db)
+const baseContract = { ...DEFAULT_CONTRACT, max_replicas: 10_000_000, cooldown_seconds: 0, expiration_seconds: null, max_depth: 3 }
+const warden = createWarden({
+  store,
+  clock: systemClock,
+  signer: createSigner(Buffer.from(required('key'), 'utf8')),
+  contract: { ...baseContract, heartbeat_timeout_seconds: 86_400 },
+})
+
+// 0 terminal, 1 live, 2 due. Layout `recent`: the live workers are among the most recent
+// registrations (rows are in registration order), spread over the last 1.5 × (live + due) rows
+// with the recently ended ones between them, as a fleet with bounded lifetimes looks. Layout
+// `spread`: spread evenly over the whole table (long-lived workers; the worst case for writes
+// that touch every live row).
+const layout = values.layout
+if (layout !== 'recent' && layout !== 'spread') throw new Error('--layout is recent or spread')
+const region = layout === 'spread' ? total : Math.min(total, Math.ceil(1.5 * (live + due)))
+const regionStart = total - region
+const kinds = new Uint8Array(total)
+for (let k = 0; k < live; k++) kinds[regionStart + Math.floor((k * region) / live)] = 1
+for (let k = 0; k < due; k++) {
+  let at = regionStart + Math.floor(((k + 0.5) * region) / due)
+  while (kinds[at % total] !== 0) at++
+  kinds[at % total] = 2
+}
+
+const terminal: Array<{ status: WorkerStatus; reason: string }> = [
+  { status: 'deregistered', reason: 'deregistered' },
+  { status: 'reaped', reason: 'heartbeat timeout' },
+  { status: 'expired', reason: 'lifetime over' },
+  { status: 'killed', reason: 'killed' },
+]
+const resources = JSON.stringify(baseContract.default_resources)
+const keyId = warden.signer.keyId
+const t0 = systemClock.now()
+const tokens = createWriteStream(required('tokens'))
+const dueIds: string[] = []
+let lastRoot = ''
+
+for (let from = 0; from < total; from += BATCH) {
+  const lines: string[] = []
+  store.transaction(() => {
+    for (let i = from; i < Math.min(total, from + BATCH); i++) {
+      const workerId = newWorkerId()
+      const token = generateToken()
+      const kind = kinds[i]!
+      const registeredAt = t0 - (total - i) * 50
+      const isRoot = i % 4 === 0
+      const end = kind === 0 ? terminal[i % terminal.length]! : null
+      store.workers.insert({
+        worker_id: workerId,
+        parent_id: isRoot ? null : lastRoot,
+        depth: isRoot ? 0 : 1,
+        status: 'active',
+        reason: null,
+        lease_token_hash: hashToken(token),
+        resources,
+        state_snapshot: '{}',
+        key_id: keyId,
+        issued_at: registeredAt - 100,
+        registered_at: registeredAt,
+        lease_expires_at: end ? registeredAt + 30_000 : t0 + DAY,
+        expires_at: null,
+      })
+      store.sandboxes.launch(workerId, 'record', resources, registeredAt)
+      if (end) {
+        // Ended the way the lifecycle ends a worker: the same repository calls.
+        store.workers.terminate(workerId, end.status, end.reason, registeredAt + 60_000)
+        store.sandboxes.stop(workerId, end.reason, registeredAt + 60_000)
+      } else {
+        lines.push(`${workerId} ${token} ${kind === 2 ? 'due' : 'live'}\n`)
+        if (kind === 2) dueIds.push(workerId)
+      }
+      if (isRoot) lastRoot = workerId
+    }
+  })
+  tokens.write(lines.join(''))
+}
+await new Promise<void>((done, fail) => tokens.end((error?: Error | null) => (error ? fail(error) : done())))
+
+// The controller's last tick is now; the due leases run out `dueInMs` after it, all at once.
+// (On the next start the restart rule shifts every lease by the downtime.)
+const lastTick = systemClock.now()
+store.transaction(() => {
+  for (const workerId of dueIds) {
+    store.workers.renewLease({ worker_id: workerId, lease_expires_at: lastTick + dueInMs, last_heartbeat_at: lastTick })
+  }
+  store.controllerState.tick(lastTick)
+})
+warden.contracts.replace({ ...baseContract, heartbeat_timeout_seconds: timeoutSeconds }, 'config')
+db.pragma('wal_checkpoint(TRUNCATE)')
+db.close()
+
+console.log(
+  JSON.stringify({
+    layout,
+    rows: total,
+    live,
+    due,
+    seconds: (performance.now() - started) / 1000,
+    file_mib: statSync(required('db')).size / 2 ** 20,
+  }),
+)
