@@ -5,7 +5,7 @@
 // What it holds:
 // - `total` workers; `live` of them active with a lease far ahead, `due` more active whose lease
 //   (as of the controller's last tick) runs out `due-in-ms` after the next start, all at the same
-//   instant; the rest terminal (deregistered, reaped, expired, killed), with stopped sandboxes.
+//   instant; the rest terminal (deregistered, reaped, expired, killed), (their sandboxes stopped with them).
 // - Live workers registered under contract v1 (heartbeat_timeout 1 day); the contract is then
 //   replaced by v2 with `timeout-seconds`, the one the server runs with. So leases renewed by the
 //   benchmark are short while the seeded ones are long, and nothing but the `due` ones falls due.
@@ -127,7 +127,6 @@ for (let from = 0; from < total; from += BATCH) {
       if (end) {
         // Ended the way the lifecycle ends a worker: the same repository calls.
         store.workers.terminate(workerId, end.status, end.reason, registeredAt + 60_000)
-        store.sandboxes.stop(workerId, end.reason, registeredAt + 60_000)
       } else {
         lines.push(`${workerId} ${token} ${kind === 2 ? 'due' : 'live'}\n`)
         if (kind === 2) dueIds.push(workerId)

@@ -12,7 +12,7 @@ import { DatabaseLockedError, openDatabase } from './store/db.js'
 import { createStore } from './store/index.js'
 
 const LEASE_FLUSH_INTERVAL_MS = 100
-const LEASE_FLUSH_SLICE = 500
+const LEASE_FLUSH_SLICE = 100
 const DRAIN_CUTOFF_MS = 5_000
 
 export async function start(config: Config) {

@@ -30,7 +30,6 @@ export function createWarden(options: WardenOptions) {
     sandbox: options.sandbox ?? recordOnlyDriver,
     leases: new LeaseBook(),
   }
-  for (const row of options.store.workers.live()) deps.leases.add(row)
   const lifecycle = createLifecycle(deps)
   const admission = createAdmission(deps, lifecycle)
   const reaper = createReaper(deps, lifecycle)

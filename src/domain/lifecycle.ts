@@ -54,7 +54,6 @@ export function createLifecycle(deps: DomainDeps) {
   function terminate(row: WorkerRow, status: TerminalStatus, reason: string, actor: string, now: number): WorkerRow {
     if (!store.workers.terminate(row.worker_id, status, reason, now)) return store.workers.get(row.worker_id)!
     store.afterCommit(() => leases.remove(row.worker_id))
-    store.sandboxes.stop(row.worker_id, reason, now)
     const at = iso(now)
     store.audit.append(
       { type: auditTypeFor[status], actor, worker_id: row.worker_id, parent_id: row.parent_id, code: status, data: { reason } },
@@ -241,7 +240,6 @@ export function createLifecycle(deps: DomainDeps) {
         store.killSwitch.set({ engaged: 1, engaged_at: now, reason: why })
         const killed = store.workers.killAllLive('kill_switch', now)
         store.afterCommit(() => leases.clear())
-        store.sandboxes.stopAll('kill_switch', now)
         const manifestsVoided = store.manifests.voidAll()
         // One record names every worker it terminated, so the chain proves who was stopped.
         store.audit.append(

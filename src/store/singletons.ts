@@ -43,16 +43,16 @@ export function createContractRepository(db: Db) {
 }
 
 export function createSandboxRepository(db: Db) {
-  const launch = db.prepare(`
-    INSERT INTO sandboxes (worker_id, driver, resources, status, launched_at) VALUES (?, ?, ?, 'running', ?)`)
-  const stop = db.prepare(`
-    UPDATE sandboxes SET status = 'stopped', stopped_at = @at, stop_reason = @reason WHERE worker_id = @worker_id AND status = 'running'`)
-  const stopAll = db.prepare(`UPDATE sandboxes SET status = 'stopped', stopped_at = @at, stop_reason = @reason WHERE status = 'running'`)
-  const get = db.prepare<[string], SandboxRow>(`SELECT * FROM sandboxes WHERE worker_id = ?`)
+  const launch = db.prepare(`INSERT INTO sandboxes (worker_id, driver, resources, launched_at) VALUES (?, ?, ?, ?)`)
+  const get = db.prepare<[string], SandboxRow>(`
+    SELECT s.worker_id, s.driver, s.resources, s.launched_at,
+      CASE WHEN w.status IN ('active', 'quarantined') THEN 'running' ELSE 'stopped' END AS status,
+      w.ended_at AS stopped_at,
+      CASE WHEN w.status IN ('active', 'quarantined') THEN NULL ELSE w.reason END AS stop_reason
+    FROM sandboxes s JOIN workers w USING (worker_id) WHERE s.worker_id = ?`)
   return {
     launch: (workerId: string, driver: string, resources: string, at: number): void => void launch.run(workerId, driver, resources, at),
-    stop: (workerId: string, reason: string, at: number): void => void stop.run({ worker_id: workerId, reason, at }),
-    stopAll: (reason: string, at: number): number => stopAll.run({ reason, at }).changes,
+    /** The record with its status: running while the worker lives, stopped (when, why) once it ends. */
     get: (workerId: string): SandboxRow | undefined => get.get(workerId),
   }
 }
