@@ -1,7 +1,7 @@
 // SPEC §2.1–2.5 and §2.6 at the door: quota, depth, cooldown, resources, stop conditions, the
 // kill switch and the parent's state, for issuance (root and spawn) and again at registration.
 import fc from 'fast-check'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { DomainError, type ErrorCode } from '../../src/domain/errors.js'
 import type { Warden } from '../../src/domain/index.js'
 import { exceeds } from '../../src/domain/resources.js'
@@ -16,17 +16,10 @@ import {
   tableCount,
   updateContract,
   worker,
+  wardenPerTest,
 } from './support.js'
 
-const open: TestWarden[] = []
-function setup(overrides: Partial<ContractInput> = {}): TestWarden {
-  const t = createTestWarden(overrides)
-  open.push(t)
-  return t
-}
-afterEach(() => {
-  for (const t of open.splice(0)) t.close()
-})
+const setup = wardenPerTest()
 
 const spawn = (warden: Warden, parentId: string, request: { resources?: Resources; state_snapshot?: Record<string, never> } = {}) =>
   warden.admission.spawn(worker(warden, parentId), { reason: 'test', ...request })

@@ -1,29 +1,21 @@
 // SPEC §2.9: every decision is audited in the transaction of the change it records, and the
 // hash chain finds any edited, removed or reordered record.
 import { createHash } from 'node:crypto'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { GENESIS_HASH } from '../../src/domain/audit-chain.js'
 import type { Warden } from '../../src/domain/index.js'
 import { canonicalJson } from '../../src/domain/signing.js'
 import type { AuditRecord } from '../../src/schemas/index.js'
-import { createTestWarden, registerChild, registerRoot, type TestWarden } from '../helpers/harness.js'
-import { auditHead, auditRecords, auditSince, expectDomainError, SECOND, updateContract, worker } from './support.js'
+import { registerChild, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { auditHead, auditRecords, auditSince, expectDomainError, SECOND, updateContract, worker, wardenPerTest } from './support.js'
 
-const open: TestWarden[] = []
-function setup(): TestWarden {
-  const t = createTestWarden({
+const setup = wardenPerTest({
     max_replicas: 4,
     cooldown_seconds: 5,
     heartbeat_timeout_seconds: 30,
     manifest_ttl_seconds: 10,
     expiration_seconds: 100,
   })
-  open.push(t)
-  return t
-}
-afterEach(() => {
-  for (const t of open.splice(0)) t.close()
-})
 
 type Step = [label: string, run: () => void, expected: Array<[type: AuditRecord['type'], code: string | null]>]
 

@@ -1,23 +1,15 @@
 // SPEC §1 contract: invalid contracts are refused naming the field (`max_depth must be >= 0, got -1`);
 // a valid change is version + 1, audited, and in force at once.
 import fc from 'fast-check'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/domain/clock.js'
 import { DEFAULT_CONTRACT, parseContractInput } from '../../src/domain/contract.js'
 import { DomainError } from '../../src/domain/errors.js'
-import type { ContractInput, StopCondition } from '../../src/schemas/index.js'
-import { createTestWarden, registerRoot, type TestWarden } from '../helpers/harness.js'
-import { auditRecords, expectDomainError, lastAudit, SECOND, tempDbFile, updateContract } from './support.js'
+import type { StopCondition } from '../../src/schemas/index.js'
+import { createTestWarden, registerRoot } from '../helpers/harness.js'
+import { auditRecords, expectDomainError, lastAudit, SECOND, tempDbFile, updateContract, wardenPerTest } from './support.js'
 
-const open: TestWarden[] = []
-function setup(overrides: Partial<ContractInput> = {}): TestWarden {
-  const t = createTestWarden(overrides)
-  open.push(t)
-  return t
-}
-afterEach(() => {
-  for (const t of open.splice(0)) t.close()
-})
+const setup = wardenPerTest()
 
 const base = (): Record<string, unknown> => structuredClone(DEFAULT_CONTRACT) as unknown as Record<string, unknown>
 

@@ -1,16 +1,10 @@
 // Heartbeats renew leases in memory (SPEC §2.10 lets the renewal timestamp lag up to 1 s); these
 // tests attack the places where the book and the database could disagree.
-import { afterEach, describe, expect, it } from 'vitest'
-import { createTestWarden, registerRoot, type TestWarden } from '../helpers/harness.js'
-import { SECOND } from './support.js'
+import { describe, expect, it } from 'vitest'
+import { registerRoot, type TestWarden } from '../helpers/harness.js'
+import { SECOND, wardenPerTest } from './support.js'
 
-const open: TestWarden[] = []
-afterEach(() => open.splice(0).forEach((t) => t.close()))
-const setup = () => {
-  const t = createTestWarden({ heartbeat_timeout_seconds: 30, expiration_seconds: null })
-  open.push(t)
-  return t
-}
+const setup = wardenPerTest({ heartbeat_timeout_seconds: 30, expiration_seconds: null })
 const stored = (t: TestWarden, id: string) => t.warden.store.workers.get(id)!
 
 describe('lease book', () => {

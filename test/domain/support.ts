@@ -2,7 +2,8 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { expect } from 'vitest'
+import { afterEach, expect } from 'vitest'
+import { createTestWarden, type TestWarden } from '../helpers/harness.js'
 import type { Warden } from '../../src/domain/index.js'
 import { DomainError, type ErrorCode } from '../../src/domain/errors.js'
 import type { AuditRecord, AuditType, ContractInput } from '../../src/schemas/index.js'
@@ -76,3 +77,16 @@ export function tempDbFile(): { file: string; cleanup: () => void } {
 }
 
 export const SECOND = 1000
+
+/** Registers an afterEach that closes them, and returns a factory of fresh test wardens. */
+export function wardenPerTest(defaults: Partial<ContractInput> = {}): (overrides?: Partial<ContractInput>) => TestWarden {
+  const open: TestWarden[] = []
+  afterEach(() => {
+    for (const t of open.splice(0)) t.close()
+  })
+  return (overrides = {}) => {
+    const t = createTestWarden({ ...defaults, ...overrides })
+    open.push(t)
+    return t
+  }
+}
