@@ -6,7 +6,7 @@ import { DomainError, type ErrorCode } from '../../src/domain/errors.js'
 import type { Warden } from '../../src/domain/index.js'
 import { exceeds } from '../../src/domain/resources.js'
 import type { ContractInput, Manifest, Resources } from '../../src/schemas/index.js'
-import { createTestWarden, occupiedSlots, registerChild, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { createTestWarden, occupiedSlots, registerChild, registerRoot } from '../helpers/harness.js'
 import {
   auditRecords,
   expectDomainError,
@@ -17,6 +17,7 @@ import {
   updateContract,
   worker,
   wardenPerTest,
+  WAYS_TO_END,
 } from './support.js'
 
 const setup = wardenPerTest()
@@ -77,27 +78,8 @@ describe('quota: live + quarantined + outstanding manifests <= max_replicas', ()
     expect(warden.admission.register(fresh).worker.status).toBe('active')
   })
 
-  const endings: Array<[string, (t: TestWarden, id: string) => void]> = [
-    ['deregistered', (t, id) => void t.warden.lifecycle.deregister(id, 'done')],
-    ['killed', (t, id) => void t.warden.lifecycle.kill(id, { cascade: true })],
-    [
-      'reaped',
-      (t) => {
-        t.clock.advance(30 * SECOND)
-        t.warden.reaper.tick()
-      },
-    ],
-    [
-      'expired',
-      (t, id) => {
-        t.clock.advance(20 * SECOND)
-        t.warden.lifecycle.heartbeat(id)
-        t.clock.advance(20 * SECOND)
-        t.warden.reaper.tick()
-      },
-    ],
-  ]
-  for (const [status, end] of endings) {
+  // The kill switch frees slots too, but leaves nothing to admit afterwards.
+  for (const [status, end] of WAYS_TO_END.filter(([reason]) => reason !== 'kill_switch')) {
     it(`frees the slot of a ${status} worker`, () => {
       const t = setup({ max_replicas: 1, heartbeat_timeout_seconds: 30, expiration_seconds: 40 })
       const { id } = registerRoot(t.warden)

@@ -6,7 +6,7 @@ import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
 import { createWarden, type Warden } from '../../src/domain/index.js'
 import type { SandboxDriver } from '../../src/domain/sandbox.js'
 import { createSigner } from '../../src/domain/signing.js'
-import type { ContractInput, TerminationReason } from '../../src/schemas/index.js'
+import type { ContractInput } from '../../src/schemas/index.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
 import { createTestWarden, registerChild, registerRoot, SIGNING_KEY, type TestWarden } from '../helpers/harness.js'
@@ -20,6 +20,7 @@ import {
   SECOND,
   tempDbFile,
   worker,
+  WAYS_TO_END,
 } from './support.js'
 
 const open: Array<{ close(): void }> = []
@@ -73,28 +74,7 @@ describe('heartbeat', () => {
     expect(warden.lifecycle.heartbeat(id).expires_at).toBeNull()
   })
 
-  const endings: Array<[TerminationReason, (t: TestWarden, id: string) => void]> = [
-    ['kill_switch', (t) => void t.warden.lifecycle.engageKillSwitch('drill')],
-    ['killed', (t, id) => void t.warden.lifecycle.kill(id, { reason: 'operator said so', cascade: true })],
-    [
-      'reaped',
-      (t) => {
-        t.clock.advance(30 * SECOND)
-        t.warden.reaper.tick()
-      },
-    ],
-    [
-      'expired',
-      (t, id) => {
-        t.clock.advance(25 * SECOND)
-        t.warden.lifecycle.heartbeat(id)
-        t.clock.advance(15 * SECOND)
-        t.warden.reaper.tick()
-      },
-    ],
-    ['deregistered', (t, id) => void t.warden.lifecycle.deregister(id, 'done')],
-  ]
-  for (const [reason, end] of endings) {
+  for (const [reason, end] of WAYS_TO_END) {
     it(`answers a ${reason} worker with worker_terminated (410), directive terminate and reason ${reason}, forever`, () => {
       const t = setup({ expiration_seconds: 40 })
       const { id } = registerRoot(t.warden)

@@ -6,7 +6,7 @@ import { afterEach, expect } from 'vitest'
 import { createTestWarden, type TestWarden } from '../helpers/harness.js'
 import type { Warden } from '../../src/domain/index.js'
 import { DomainError, type ErrorCode } from '../../src/domain/errors.js'
-import type { AuditRecord, AuditType, ContractInput } from '../../src/schemas/index.js'
+import type { AuditRecord, AuditType, ContractInput, TerminationReason } from '../../src/schemas/index.js'
 import type { WorkerRow } from '../../src/store/workers.js'
 
 /** Runs `fn`, asserts it throws a DomainError with `code`, and returns that error. */
@@ -90,3 +90,29 @@ export function wardenPerTest(defaults: Partial<ContractInput> = {}): (overrides
     return t
   }
 }
+
+/**
+ * Every way a worker ends, for a test warden with heartbeat_timeout_seconds 30 and
+ * expiration_seconds 40 (the expired case heartbeats once, so it is not reaped first).
+ */
+export const WAYS_TO_END: ReadonlyArray<[TerminationReason, (t: TestWarden, id: string) => void]> = [
+  ['kill_switch', (t) => void t.warden.lifecycle.engageKillSwitch('drill')],
+  ['killed', (t, id) => void t.warden.lifecycle.kill(id, { reason: 'operator said so', cascade: true })],
+  [
+    'reaped',
+    (t) => {
+      t.clock.advance(30 * SECOND)
+      t.warden.reaper.tick()
+    },
+  ],
+  [
+    'expired',
+    (t, id) => {
+      t.clock.advance(25 * SECOND)
+      t.warden.lifecycle.heartbeat(id)
+      t.clock.advance(15 * SECOND)
+      t.warden.reaper.tick()
+    },
+  ],
+  ['deregistered', (t, id) => void t.warden.lifecycle.deregister(id, 'done')],
+]
