@@ -216,7 +216,9 @@ describe('canonical JSON', () => {
       for (const [k, v] of [...rotated.reverse(), ...entries]) {
         if (seen.has(k)) continue
         seen.add(k)
-        result[k] = shuffleKeys(v, order)
+        // defineProperty: a plain assignment to '__proto__' (fc.jsonValue makes such keys) would
+        // set the prototype and drop the key.
+        Object.defineProperty(result, k, { value: shuffleKeys(v, order), enumerable: true, writable: true, configurable: true })
       }
       return result
     }
