@@ -307,8 +307,7 @@ export class Worker {
     const reconnected = this.failures > 0
     this.failures = 0
     this.intervalMs = answer.heartbeat_interval_seconds * 1000
-    // The controller's rule: the interval is a third of heartbeat_timeout_seconds.
-    this.leaseMs = answer.heartbeat_interval_seconds * 3 * 1000
+    this.leaseMs = answer.heartbeat_timeout_seconds * 1000
     this.renewed(this.now(), answer.lease_expires_at, answer.expires_at)
     if (reconnected) this.emit({ type: 'controller_reachable' })
     this.emit({ type: 'heartbeat', directive: answer.directive, lease_expires_at: answer.lease_expires_at })

@@ -147,6 +147,7 @@ export function createLifecycle(deps: DomainDeps) {
           lease_expires_at: iso(leaseExpiresAt),
           expires_at: isoOrNull(lease.expiresAt),
           heartbeat_interval_seconds: heartbeatIntervalSeconds(contract),
+          heartbeat_timeout_seconds: contract.heartbeat_timeout_seconds,
         }
       }
       const lease = leases.get(workerId)

@@ -157,6 +157,7 @@ export const HeartbeatResponseSchema = z
     lease_expires_at: Timestamp,
     expires_at: Timestamp.nullable().describe('end of the worker lifetime, null when unlimited'),
     heartbeat_interval_seconds: z.number(),
+    heartbeat_timeout_seconds: z.number().describe('a worker silent this long is reaped: the lease each renewal grants'),
   })
   .meta({ id: 'HeartbeatResponse' })
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>

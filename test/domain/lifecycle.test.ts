@@ -51,6 +51,7 @@ describe('heartbeat', () => {
       lease_expires_at: iso(clock.now() + 30 * SECOND),
       expires_at: iso(registeredAt + 600 * SECOND),
       heartbeat_interval_seconds: 10,
+      heartbeat_timeout_seconds: 30,
     })
     expect(worker(warden, id)).toMatchObject({ lease_expires_at: clock.now() + 30 * SECOND, last_heartbeat_at: clock.now() })
   })

@@ -330,7 +330,7 @@ describe('POST /v1/workers rate limit', () => {
 })
 
 describe('POST /v1/workers/{id}/heartbeat', () => {
-  it('renews the lease with 200 {directive: continue, lease_expires_at, expires_at, heartbeat_interval_seconds}', async () => {
+  it('renews the lease with 200 {directive: continue, lease_expires_at, expires_at, heartbeat_interval_seconds, heartbeat_timeout_seconds}', async () => {
     const t = await fresh()
     const w = registerRoot(t.warden)
     t.clock.advance(5_000)
@@ -341,6 +341,7 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
       lease_expires_at: iso(T0 + 35_000),
       expires_at: iso(T0 + 3_600_000),
       heartbeat_interval_seconds: 10,
+      heartbeat_timeout_seconds: 30,
     })
     const view = await send(t, 'GET', `/v1/workers/${w.id}`, { headers: t.op })
     expect(view.json()).toMatchObject({ lease_expires_at: iso(T0 + 35_000), last_heartbeat_at: iso(T0 + 5_000) })
