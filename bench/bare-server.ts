@@ -39,6 +39,7 @@ app.post('/v1/workers/:id/heartbeat', {
       lease_expires_at: new Date(now + 600_000).toISOString(),
       expires_at: null,
       heartbeat_interval_seconds: 200,
+      heartbeat_timeout_seconds: 600,
     }
   },
 })
