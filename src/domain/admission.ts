@@ -1,152 +1,156 @@
-// Who may exist (SPEC §2.1–2.5): issuing root and child manifests, and registering them.
-// Each decision and its audit record commit in one transaction; denials are audited and then
-// thrown. The process is single-threaded and every decision runs synchronously inside an
-// IMMEDIATE transaction, so no two decisions interleave: quota and cooldown cannot be raced.
-import type {
-  Manifest,
-  Resources,
-  RootManifestRequest,
-  SpawnRequest,
-  StateSnapshot,
-  WorkerView,
-} from '../schemas/index.js'
+// The admission use cases: issuing root and child manifests, and registering them. Each builds
+// the context of its decision, runs the table of admission rules (admission-rules.ts) and either
+// denies with the first rule that refuses or approves. A decision and its audit record commit in
+// one transaction; denials are audited and then thrown. The process is single-threaded and every
+// decision runs synchronously inside an IMMEDIATE transaction, so no two decisions interleave:
+// quota and cooldown cannot be raced.
+import type { Manifest, RegistrationResponse, Resources, RootManifestRequest, SpawnRequest, StateSnapshot } from '../schemas/index.js'
 import type { WorkerRow } from '../store/workers.js'
+import { firstRefusal, lazy, type AdmissionContext, type AdmissionStage, type Candidate, type Refusal } from './admission-rules.js'
 import { iso } from './clock.js'
 import { contractView, heartbeatIntervalSeconds, type CompiledContract } from './contract.js'
 import { operatorActor, workerActor, type DomainDeps } from './context.js'
-import { DomainError, type ErrorCode, type ProblemExtras } from './errors.js'
-import { isLive, terminatedError, type Lifecycle } from './lifecycle.js'
-import { exceeds, within } from './resources.js'
+import { DomainError } from './errors.js'
+import type { Lifecycle } from './lifecycle.js'
+import { within } from './resources.js'
 import { evaluateConditions } from './stop-conditions.js'
 import { generateToken, hashToken, newWorkerId } from './tokens.js'
 import { workerSummary } from './views.js'
-
-export interface Registration {
-  worker: WorkerView
-  lease_token: string
-  heartbeat_interval_seconds: number
-  heartbeat_timeout_seconds: number
-}
 
 export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
   const { store, clock, signer, contracts, sandbox, leases } = deps
 
   /**
-   * Occupied slots: live workers plus outstanding manifests inside their TTL (SPEC §2.1). The
-   * lease book holds exactly the live workers as of the last commit; a worker ended earlier in
-   * the same transaction still counts, which errs on the safe side.
+   * The context of one decision. The lease book holds exactly the live workers as of the last
+   * commit; a worker ended earlier in the same transaction still counts, which errs on the safe side.
    */
-  const occupied = (now: number): number => leases.size + store.manifests.countOutstanding(now)
-
-  function stopVerdict(contract: CompiledContract, manifest: Omit<Manifest, 'signature' | 'key_id'>, parent: WorkerRow | null) {
-    return evaluateConditions(contract.compiled_conditions, {
-      manifest,
-      active_count: leases.size,
-      contract: contractView(contract),
-      parent: parent && workerSummary(parent),
+  function context(
+    stage: AdmissionStage,
+    now: number,
+    contract: CompiledContract,
+    parentId: string | null,
+    candidate: () => Candidate,
+    presented: Manifest | null = null,
+  ): AdmissionContext {
+    const parent = lazy(() => {
+      if (parentId === null) return null
+      const row = store.workers.get(parentId)
+      return row ? lifecycle.settle(row, now) : null
     })
+    const issued = lazy(() => (presented ? (store.manifests.get(presented.worker_id) ?? null) : null))
+    const signatureProblem = lazy(() => {
+      if (!presented) return null
+      try {
+        signer.verify(presented)
+        return null
+      } catch (error) {
+        if (error instanceof DomainError) return error
+        throw error
+      }
+    })
+    const parentResources = lazy(() => {
+      const row = parent()
+      return row ? (JSON.parse(row.resources) as Resources) : null
+    })
+    const stopVerdict = lazy(() =>
+      evaluateConditions(contract.compiled_conditions, {
+        manifest: candidate(),
+        active_count: leases.size,
+        contract: contractView(contract),
+        parent: parent() && workerSummary(parent()!),
+      }),
+    )
+    const occupied = lazy(() => leases.size + store.manifests.countOutstanding(now))
+    return {
+      stage,
+      now,
+      contract,
+      get killSwitchEngaged() {
+        return store.killSwitch.get().engaged === 1
+      },
+      get parent() {
+        return parent()
+      },
+      get parentResources() {
+        return parentResources()
+      },
+      get candidate() {
+        return candidate()
+      },
+      get occupied() {
+        return occupied()
+      },
+      get stopVerdict() {
+        return stopVerdict()
+      },
+      presented,
+      get issued() {
+        return issued()
+      },
+      get signatureProblem() {
+        return signatureProblem()
+      },
+    }
   }
 
-  /** Issues a root manifest (parent null, operator) or a child manifest (a spawn by `parent`). */
-  function issue(parent: Pick<WorkerRow, 'worker_id'> | null, request: RootManifestRequest & { reason?: string }): Manifest {
-    const approvedType = parent ? 'spawn_approved' : 'manifest_issued'
-    const deniedType = parent ? 'spawn_denied' : 'manifest_denied'
-    const actor = parent ? workerActor(parent.worker_id) : operatorActor
+  /** Issues a root manifest (parent null, operator) or a child manifest (a spawn by `parentId`). */
+  function issue(parentId: string | null, request: RootManifestRequest & { reason?: string }): Manifest {
+    const stage: AdmissionStage = parentId === null ? 'issue' : 'spawn'
+    const actor = parentId === null ? operatorActor : workerActor(parentId)
+    const withReason = request.reason ? { reason: request.reason } : {}
 
     return lifecycle.decide(() => {
       const now = clock.now()
       const contract = contracts.current()
-      const deny = (code: ErrorCode, detail: string, extras: ProblemExtras = {}, data: Record<string, unknown> = {}) => {
+      const ctx: AdmissionContext = context(stage, now, contract, parentId, lazy(propose))
+      function propose(): Candidate {
+        const parent = ctx.parent
+        const resources =
+          request.resources ?? (ctx.parentResources ? within(contract.default_resources, ctx.parentResources) : contract.default_resources)
+        return {
+          worker_id: newWorkerId(),
+          parent_id: parent?.worker_id ?? null,
+          depth: parent ? parent.depth + 1 : 0,
+          state_snapshot: request.state_snapshot ?? (parent ? (JSON.parse(parent.state_snapshot) as StateSnapshot) : {}),
+          resources,
+          issued_at: iso(now),
+          expires_at: iso(now + contract.manifest_ttl_seconds * 1000),
+        }
+      }
+
+      const refusal = firstRefusal(ctx)
+      if (refusal) {
+        const { rule, denial } = refusal
         store.audit.append(
           {
-            type: deniedType,
+            type: parentId === null ? 'manifest_denied' : 'spawn_denied',
             actor,
-            parent_id: parent?.worker_id ?? null,
-            code,
-            data: { detail, ...extras, ...data, ...(request.reason ? { reason: request.reason } : {}) },
+            parent_id: parentId,
+            code: denial.auditCode ?? rule.code,
+            data: { detail: denial.detail, ...denial.extras, ...denial.data, ...withReason },
           },
           iso(now),
         )
-        return new DomainError(code, detail, extras)
+        return refusalError(refusal)
       }
 
-      if (store.killSwitch.get().engaged === 1) return deny('kill_switch_engaged', 'the kill switch is engaged')
-
-      let parentRow: WorkerRow | null = null
-      if (parent) {
-        parentRow = lifecycle.settle(store.workers.get(parent.worker_id)!, now)
-        if (!isLive(parentRow.status)) {
-          const gone = terminatedError(parentRow)
-          deny(parentRow.status === 'expired' ? 'worker_expired' : gone.code, gone.message, gone.extras)
-          return gone
-        }
-        if (parentRow.status === 'quarantined') return deny('parent_quarantined', `worker ${parentRow.worker_id} is quarantined`)
-      }
-
-      const depth = parentRow ? parentRow.depth + 1 : 0
-      if (depth > contract.max_depth) {
-        return deny('depth_exceeded', `a child at depth ${depth} exceeds max_depth ${contract.max_depth}`)
-      }
-
-      if (parentRow?.last_spawn_at != null) {
-        const readyAt = parentRow.last_spawn_at + contract.cooldown_seconds * 1000
-        if (now < readyAt) {
-          const retryAfter = Math.max(1, Math.ceil((readyAt - now) / 1000))
-          return deny('cooldown_active', `worker ${parentRow.worker_id} may spawn again in ${(readyAt - now) / 1000} s`, {
-            retry_after: retryAfter,
-          })
-        }
-      }
-
-      const parentResources = parentRow ? (JSON.parse(parentRow.resources) as Resources) : null
-      const resources =
-        request.resources ?? (parentResources ? within(contract.default_resources, parentResources) : contract.default_resources)
-      const overContract = exceeds(resources, contract.max_resources)
-      if (overContract) return deny('resources_exceed_contract', `resources exceed max_resources: ${overContract}`)
-      const overParent = parentResources && exceeds(resources, parentResources)
-      if (overParent) return deny('resources_exceed_parent', `resources exceed the parent's: ${overParent}`)
-
-      const used = occupied(now)
-      if (used + 1 > contract.max_replicas) {
-        return deny('quota_exceeded', `${used} of max_replicas ${contract.max_replicas} slots are taken (live workers and outstanding manifests)`)
-      }
-
-      const fields = {
-        worker_id: newWorkerId(),
-        parent_id: parentRow?.worker_id ?? null,
-        depth,
-        state_snapshot: request.state_snapshot ?? (parentRow ? (JSON.parse(parentRow.state_snapshot) as StateSnapshot) : {}),
-        resources,
-        issued_at: iso(now),
-        expires_at: iso(now + contract.manifest_ttl_seconds * 1000),
-      }
-      const verdict = stopVerdict(contract, fields, parentRow)
-      if (verdict.triggered) {
-        return deny(
-          'stop_condition',
-          `stop condition ${verdict.condition} triggered${verdict.error ? ` (evaluation failed: ${verdict.error})` : ''}`,
-          { condition: verdict.condition },
-          verdict.error ? { evaluation_error: verdict.error } : {},
-        )
-      }
-
-      const manifest = signer.sign(fields)
+      const manifest = signer.sign(ctx.candidate)
       store.manifests.insert({
         worker_id: manifest.worker_id,
         parent_id: manifest.parent_id,
-        depth,
+        depth: manifest.depth,
         body: JSON.stringify(manifest),
         issued_at: now,
         expires_at: now + contract.manifest_ttl_seconds * 1000,
       })
-      if (parentRow) store.workers.recordSpawn(parentRow.worker_id, now)
+      if (parentId !== null) store.workers.recordSpawn(parentId, now)
       store.audit.append(
         {
-          type: approvedType,
+          type: parentId === null ? 'manifest_issued' : 'spawn_approved',
           actor,
           worker_id: manifest.worker_id,
           parent_id: manifest.parent_id,
-          data: { depth, resources, expires_at: manifest.expires_at, ...(request.reason ? { reason: request.reason } : {}) },
+          data: { depth: manifest.depth, resources: manifest.resources, expires_at: manifest.expires_at, ...withReason },
         },
         iso(now),
       )
@@ -160,95 +164,36 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
     },
 
     spawn(parent: Pick<WorkerRow, 'worker_id'>, request: SpawnRequest): Manifest {
-      return issue(parent, request)
+      return issue(parent.worker_id, request)
     },
 
     /** SPEC §2.4: only an authentic, unused, unexpired manifest registers, and only once. */
-    register(manifest: Manifest): Registration {
+    register(manifest: Manifest): RegistrationResponse {
       const registered = lifecycle.decide(() => {
         const now = clock.now()
         const contract = contracts.current()
-        const reject = (
-          code: ErrorCode,
-          detail: string,
-          close: 'rejected' | 'expired' | 'voided' | null,
-          extras: ProblemExtras = {},
-          data: Record<string, unknown> = {},
-        ) => {
-          if (close) store.manifests.close(manifest.worker_id, close)
+        const { signature: _signature, key_id: _keyId, ...fields } = manifest
+        const ctx = context('register', now, contract, manifest.parent_id, () => fields, manifest)
+
+        const refusal = firstRefusal(ctx)
+        if (refusal) {
+          const { rule, denial } = refusal
+          if (rule.onRegister) store.manifests.close(manifest.worker_id, rule.onRegister)
           store.audit.append(
             {
               type: 'registration_rejected',
               actor: workerActor(manifest.worker_id),
               worker_id: manifest.worker_id,
               parent_id: manifest.parent_id,
-              code,
-              data: { detail, ...extras, ...data },
+              code: denial.auditCode ?? rule.code,
+              data: { detail: denial.detail, ...denial.extras, ...denial.data },
             },
             iso(now),
           )
-          return new DomainError(code, detail, extras)
-        }
-
-        if (store.killSwitch.get().engaged === 1) return reject('kill_switch_engaged', 'the kill switch is engaged', 'voided')
-        try {
-          signer.verify(manifest)
-        } catch (error) {
-          if (error instanceof DomainError) return reject(error.code, error.message, null)
-          throw error
-        }
-
-        const issued = store.manifests.get(manifest.worker_id)
-        if (!issued) return reject('invalid_signature', 'this manifest was not issued by this controller', null)
-        if (issued.status === 'registered') {
-          return reject('manifest_already_used', `manifest ${manifest.worker_id} has already registered`, null)
-        }
-        // The parent first: a child whose parent ended had its manifest voided for that reason.
-        let parentRow: WorkerRow | null = null
-        if (manifest.parent_id !== null) {
-          const parent = store.workers.get(manifest.parent_id)
-          parentRow = parent ? lifecycle.settle(parent, now) : null
-          if (!parentRow || !isLive(parentRow.status)) {
-            return reject('parent_not_active', `parent ${manifest.parent_id} is ${parentRow?.status ?? 'unknown'}`, 'rejected')
-          }
-        }
-        if (issued.status !== 'outstanding' || now >= issued.expires_at) {
-          return reject('manifest_expired', `manifest ${manifest.worker_id} is no longer valid (${issued.status === 'outstanding' ? 'expired' : issued.status})`, 'expired')
-        }
-        if (manifest.depth > contract.max_depth) {
-          return reject('depth_exceeded', `depth ${manifest.depth} exceeds max_depth ${contract.max_depth}`, 'rejected')
-        }
-        if (parentRow?.status === 'quarantined') {
-          return reject('parent_quarantined', `parent ${manifest.parent_id} is quarantined`, 'rejected')
-        }
-
-        const overContract = exceeds(manifest.resources, contract.max_resources)
-        if (overContract) return reject('resources_exceed_contract', `resources exceed max_resources: ${overContract}`, 'rejected')
-        if (parentRow) {
-          const overParent = exceeds(manifest.resources, JSON.parse(parentRow.resources) as Resources)
-          if (overParent) return reject('resources_exceed_parent', `resources exceed the parent's: ${overParent}`, 'rejected')
-        }
-
-        // This manifest already holds one of the counted slots; a lowered max_replicas can still refuse it.
-        const used = occupied(now)
-        if (used > contract.max_replicas) {
-          return reject('quota_exceeded', `${used} slots are taken, above max_replicas ${contract.max_replicas}`, 'rejected')
-        }
-
-        const { signature: _signature, key_id: _keyId, ...fields } = manifest
-        const verdict = stopVerdict(contract, fields, parentRow)
-        if (verdict.triggered) {
-          return reject(
-            'stop_condition',
-            `stop condition ${verdict.condition} triggered${verdict.error ? ` (evaluation failed: ${verdict.error})` : ''}`,
-            'rejected',
-            { condition: verdict.condition },
-            verdict.error ? { evaluation_error: verdict.error } : {},
-          )
+          return refusalError(refusal)
         }
 
         const leaseToken = generateToken()
-        const resources = JSON.stringify(manifest.resources)
         store.workers.insert({
           worker_id: manifest.worker_id,
           parent_id: manifest.parent_id,
@@ -256,7 +201,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
           status: 'active',
           reason: null,
           lease_token_hash: hashToken(leaseToken),
-          resources,
+          resources: JSON.stringify(manifest.resources),
           state_snapshot: JSON.stringify(manifest.state_snapshot),
           key_id: manifest.key_id,
           issued_at: Date.parse(manifest.issued_at),
@@ -267,7 +212,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
         const row = store.workers.get(manifest.worker_id)!
         store.afterCommit(() => leases.add(row))
         store.manifests.close(manifest.worker_id, 'registered')
-        store.sandboxes.launch(manifest.worker_id, sandbox.name, resources, now)
+        store.sandboxes.launch(manifest.worker_id, sandbox.name, JSON.stringify(manifest.resources), now)
         store.audit.append(
           {
             type: 'worker_registered',
@@ -290,5 +235,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
     },
   }
 }
+
+const refusalError = ({ rule, denial }: Refusal): DomainError => denial.error ?? new DomainError(rule.code, denial.detail, denial.extras)
 
 export type Admission = ReturnType<typeof createAdmission>

@@ -198,6 +198,7 @@ export const RegistrationResponseSchema = z
     heartbeat_timeout_seconds: z.number(),
   })
   .meta({ id: 'Registration' })
+export type RegistrationResponse = z.infer<typeof RegistrationResponseSchema>
 
 export const WorkerListQuerySchema = z.strictObject({
   status: WorkerStatusSchema.optional(),
