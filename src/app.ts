@@ -110,7 +110,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(errorsPlugin)
   await app.register(authPlugin, { operatorToken: options.operatorToken, lifecycle: warden.lifecycle })
   await app.register(swaggerPlugin, { version: pkg.version })
-  await app.register(systemRoutes, { db: warden.store.db, metrics })
+  await app.register(systemRoutes, { db: warden.store.db, health: warden.store.health, metrics })
   await app.register(contractRoutes, { warden })
   await app.register(manifestRoutes, { warden })
   await app.register(rateLimit, {

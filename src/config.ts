@@ -19,6 +19,8 @@ const ConfigSchema = z.object({
   WARDEN_REAPER_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
   /** Registrations (the one open write endpoint) per minute per client address; 0 turns the limit off. */
   WARDEN_REGISTER_RATE_LIMIT: z.coerce.number().int().min(0).default(6000),
+  /** Disk space (MiB) held in a ballast file beside the database, released so the kill switch and kills commit on a full disk. */
+  WARDEN_DISK_RESERVE_MB: z.coerce.number().int().min(0).max(4096).default(32),
   WARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 

@@ -5,11 +5,13 @@ import pino from 'pino'
 import { buildApp, REDACT } from './app.js'
 import { loadConfig, loadSecrets, readContractFile, type Config } from './config.js'
 import { systemClock } from './domain/clock.js'
+import { DomainError } from './domain/errors.js'
 import { createWarden } from './domain/index.js'
 import { createSigner } from './domain/signing.js'
 import { createMetrics } from './http/metrics.js'
 import { DatabaseLockedError, openDatabase } from './store/db.js'
 import { createStore } from './store/index.js'
+import { createReserve, isStorageFailure, noReserve } from './store/storage.js'
 
 const LEASE_FLUSH_INTERVAL_MS = 100
 const LEASE_FLUSH_SLICE = 100
@@ -32,7 +34,14 @@ export async function start(config: Config) {
   }
 
   const metrics = createMetrics()
-  const store = createStore(db, metrics.auditRecorded)
+  const reserve =
+    config.WARDEN_DB === ':memory:' || config.WARDEN_DISK_RESERVE_MB === 0
+      ? noReserve
+      : createReserve(`${config.WARDEN_DB}.reserve`, config.WARDEN_DISK_RESERVE_MB * 1024 * 1024)
+  if (reserve !== noReserve && !reserve.restore()) {
+    logger.warn({ file: reserve.file, bytes: reserve.bytes }, 'no room for the disk reserve yet; the kill switch may fail on a full disk until there is')
+  }
+  const store = createStore(db, metrics.auditRecorded, { reserve })
   const warden = createWarden({
     store,
     clock: systemClock,
@@ -50,22 +59,35 @@ export async function start(config: Config) {
     registerRateLimit: config.WARDEN_REGISTER_RATE_LIMIT,
   })
 
+  // Background tasks never end the process: a failing tick is logged and simply runs again on
+  // the next interval (a full disk is retried until space returns).
+  const failures = createFailureLog(app.log)
   const reaper = setInterval(() => {
     const started = performance.now()
     try {
       const result = warden.reaper.tick()
       metrics.reaperTick((performance.now() - started) / 1000, result)
       if (result.reaped + result.expired + result.manifests_expired > 0) app.log.info(result, 'reaper tick')
+      failures.recovered('reaper tick')
     } catch (error) {
-      app.log.error({ err: error }, 'reaper tick failed')
+      failures.failed('reaper tick', error)
     }
+    if (!reserve.present() && store.health.failure === null && reserve.restore()) app.log.info({ file: reserve.file }, 'disk reserve restored')
   }, config.WARDEN_REAPER_INTERVAL_MS)
 
   // Heartbeats renew leases in memory; this writes them back in small slices, so no slice holds
   // the event loop long, and none lags more than a fraction of the second SPEC §2.10 allows.
   let flushing = false
   const flushSlice = () => {
-    if (warden.reaper.flushLeases(LEASE_FLUSH_SLICE) === LEASE_FLUSH_SLICE) setImmediate(flushSlice)
+    let written: number
+    try {
+      written = warden.reaper.flushLeases(LEASE_FLUSH_SLICE)
+      failures.recovered('lease flush')
+    } catch (error) {
+      failures.failed('lease flush', error)
+      written = 0
+    }
+    if (written === LEASE_FLUSH_SLICE) setImmediate(flushSlice)
     else flushing = false
   }
   const flusher = setInterval(() => {
@@ -87,13 +109,33 @@ export async function start(config: Config) {
     clearInterval(flusher)
     setTimeout(() => app.server.closeAllConnections(), DRAIN_CUTOFF_MS).unref()
     await app.close()
-    warden.reaper.flushAllLeases()
+    try {
+      warden.reaper.flushAllLeases()
+    } catch (error) {
+      // Lost renewals are covered by the restart rule of SPEC §2.7.
+      app.log.error({ err: error }, 'lease renewals could not be written before closing')
+    }
     db.close()
   }
 
   const address = await app.listen({ host: config.WARDEN_HOST, port: config.WARDEN_PORT })
   app.log.info(`Warden listening on ${address}; Swagger UI at ${address}/docs`)
   return { app, address, close, warden }
+}
+
+/** Logs a background task's failure once when it starts failing and once when it recovers. */
+function createFailureLog(log: { error: (obj: object, msg: string) => void; info: (msg: string) => void }) {
+  const failing = new Set<string>()
+  return {
+    failed(task: string, error: unknown) {
+      if (failing.has(task)) return
+      failing.add(task)
+      log.error({ err: error }, `${task} failed; retrying every interval`)
+    },
+    recovered(task: string) {
+      if (failing.delete(task)) log.info(`${task} recovered`)
+    },
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -105,9 +147,26 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.exit(2)
   }
   const server = await start(config)
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+  // A storage failure that escapes somewhere is logged, not fatal (SPEC §2.14): the process must
+  // keep the ability to stop workers. Any other uncaught error drains and exits.
+  const closer = closeWithGrace({ delay: 10_000, skip: ['uncaughtException', 'unhandledRejection'] }, async ({ signal, err }) => {
     if (err) server.app.log.error({ err }, 'closing after an error')
     else server.app.log.info({ signal }, 'draining and closing')
     await server.close()
   })
+  const onUncaught = (error: unknown) => {
+    if (isStorageFailure(error) || (error instanceof DomainError && error.code === 'storage_unavailable')) {
+      server.app.log.error({ err: error }, 'storage failure outside a request; carrying on')
+      return
+    }
+    server.app.log.fatal({ err: error }, 'uncaught error; draining and closing')
+    closer.uninstall()
+    setTimeout(() => process.exit(1), 10_000).unref()
+    void server
+      .close()
+      .catch(() => {})
+      .finally(() => process.exit(1))
+  }
+  process.on('uncaughtException', onUncaught)
+  process.on('unhandledRejection', onUncaught)
 }

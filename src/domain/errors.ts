@@ -27,6 +27,7 @@ export type ErrorCode =
   | 'method_not_allowed'
   | 'rate_limited'
   | 'service_unavailable'
+  | 'storage_unavailable'
   | 'internal_error'
 
 export const statusByCode: Record<ErrorCode, number> = {
@@ -56,6 +57,7 @@ export const statusByCode: Record<ErrorCode, number> = {
   rate_limited: 429,
   internal_error: 500,
   service_unavailable: 503,
+  storage_unavailable: 503,
 }
 
 export const titleByStatus: Record<number, string> = {

@@ -66,6 +66,11 @@ export class LeaseBook {
     this.dirty.add(workerId)
   }
 
+  /** Renewals taken but not written (the write failed): pending again, unless the worker left the book. */
+  markPending(workerIds: string[]): void {
+    for (const workerId of workerIds) if (this.leases.has(workerId)) this.dirty.add(workerId)
+  }
+
   /** Up to `max` renewals not yet written, removed from the pending set. */
   takeRenewals(max: number): LeaseRenewal[] {
     const out: LeaseRenewal[] = []

@@ -225,7 +225,7 @@ export function createLifecycle(deps: DomainDeps) {
           }
         }
         return { worker: view(row), killed }
-      })
+      }, { critical: true })
       if (result.killed.length > 0) sandbox.stop(result.killed, reason)
       return result
     },
@@ -253,7 +253,7 @@ export function createLifecycle(deps: DomainDeps) {
           iso(now),
         )
         return { terminated: killed.length, manifests_voided: manifestsVoided }
-      })
+      }, { critical: true })
       if (result.terminated > 0) sandbox.stop('all', 'kill_switch')
       return { ...killSwitchState(), ...result }
     },

@@ -32,7 +32,14 @@ export function createReaper(deps: DomainDeps, lifecycle: Lifecycle) {
   /** Writes up to `max` pending lease renewals; how many it wrote. */
   function flushLeases(max = 500): number {
     const renewals = leases.takeRenewals(max)
-    if (renewals.length > 0) store.lazyTransaction(() => renewals.forEach(store.workers.renewLease))
+    if (renewals.length === 0) return 0
+    try {
+      store.lazyTransaction(() => renewals.forEach(store.workers.renewLease))
+    } catch (error) {
+      // Not written: they stay pending for the next flush (a full disk is retried, not fatal).
+      leases.markPending(renewals.map((renewal) => renewal.worker_id))
+      throw error
+    }
     return renewals.length
   }
 
@@ -65,7 +72,7 @@ export function createReaper(deps: DomainDeps, lifecycle: Lifecycle) {
           for (const row of store.workers.live()) leases.add(row)
         })
         return { downtime_ms: downtime, leases_resumed: resumed }
-      })
+      }, { critical: true })
     },
 
     tick(): TickResult {

@@ -1,5 +1,6 @@
 // The repositories of one database, and the transaction that binds a decision to its audit record.
 import { createAuditRepository, type AuditEntry } from './audit.js'
+import { DomainError } from '../domain/errors.js'
 import type { Db } from './db.js'
 import { createManifestRepository } from './manifests.js'
 import {
@@ -8,10 +9,41 @@ import {
   createKillSwitchRepository,
   createSandboxRepository,
 } from './singletons.js'
+import { createStorageHealth, isStorageFailure, noReserve, type Reserve } from './storage.js'
 import { createWorkerRepository } from './workers.js'
 
-export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void) {
+export interface StoreOptions {
+  /** Space kept for the decisions that must commit on a full disk. */
+  reserve?: Reserve
+}
+
+export interface TransactionOptions {
+  /**
+   * A decision that must commit even on a full disk (the kill switch, a kill): when the disk is
+   * full, the reserve is released and the transaction tried once more.
+   */
+  critical?: boolean
+}
+
+export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void, options: StoreOptions = {}) {
   let afterCommit: Array<() => void> | null = null
+  const health = createStorageHealth()
+  const reserve = options.reserve ?? noReserve
+
+  /** Runs a write; a failing disk becomes the domain's storage_unavailable (503) and fails readiness. */
+  function write<T>(run: () => T, critical = false): T {
+    try {
+      const result = run()
+      health.succeeded()
+      return result
+    } catch (error) {
+      if (!isStorageFailure(error)) throw error
+      health.failed(error)
+      if (critical && reserve.release()) return write(run, false)
+      throw new DomainError('storage_unavailable', `the database cannot be written (${error.code}); free disk space or fix the storage`)
+    }
+  }
+
   return {
     db,
     workers: createWorkerRepository(db),
@@ -25,16 +57,18 @@ export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void) {
      * Runs `fn` in one IMMEDIATE transaction: all of it commits, or none of it. Callbacks given
      * to `afterCommit` inside it run once it has committed, and are dropped if it rolls back.
      */
-    transaction<T>(fn: () => T): T {
+    transaction<T>(fn: () => T, options: TransactionOptions = {}): T {
       if (afterCommit !== null) return db.transaction(fn)() // nested: a savepoint of the outer one
-      const queue: Array<() => void> = []
-      afterCommit = queue
-      let result: T
-      try {
-        result = db.transaction(fn).immediate()
-      } finally {
-        afterCommit = null
-      }
+      let queue: Array<() => void> = []
+      const result = write(() => {
+        queue = []
+        afterCommit = queue
+        try {
+          return db.transaction(fn).immediate()
+        } finally {
+          afterCommit = null
+        }
+      }, options.critical)
       for (const callback of queue) callback()
       return result
     },
@@ -48,13 +82,18 @@ export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void) {
      * committed without waiting for the disk, as SPEC §2.10 allows for heartbeats.
      */
     lazyTransaction<T>(fn: () => T): T {
-      db.pragma('synchronous = NORMAL')
-      try {
-        return db.transaction(fn).immediate()
-      } finally {
-        db.pragma('synchronous = FULL')
-      }
+      return write(() => {
+        db.pragma('synchronous = NORMAL')
+        try {
+          return db.transaction(fn).immediate()
+        } finally {
+          db.pragma('synchronous = FULL')
+        }
+      })
     },
+    /** Whether writes are failing now (readiness), and why. */
+    health,
+    reserve,
   }
 }
 

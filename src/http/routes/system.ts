@@ -2,10 +2,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { isMigrated, type Db } from '../../store/db.js'
+import type { StorageHealth } from '../../store/storage.js'
 import type { Metrics } from '../metrics.js'
 import { sendProblem } from '../plugins/errors.js'
 
-export const systemRoutes: FastifyPluginAsyncZod<{ db: Db; metrics: Metrics }> = async (app, { db, metrics }) => {
+export const systemRoutes: FastifyPluginAsyncZod<{ db: Db; health: StorageHealth; metrics: Metrics }> = async (app, { db, health, metrics }) => {
   app.get('/healthz', {
     schema: { operationId: 'health', tags: ['system'], summary: 'Process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
     handler: async () => ({ status: 'ok' as const }),
@@ -15,11 +16,13 @@ export const systemRoutes: FastifyPluginAsyncZod<{ db: Db; metrics: Metrics }> =
     schema: {
       operationId: 'ready',
       tags: ['system'],
-      summary: 'Database open and migrated',
+      summary: 'Database open, migrated and writable',
+      description: 'Answers 503 `storage_unavailable` while writes to the database fail (e.g. a full disk).',
       response: { 200: z.object({ status: z.literal('ready') }) },
     },
     handler: async (request, reply) => {
       if (!db.open || !isMigrated(db)) return sendProblem(reply, request, 'service_unavailable', 'database is not open or not migrated')
+      if (health.failure !== null) return sendProblem(reply, request, 'storage_unavailable', `database writes are failing: ${health.failure}`)
       return { status: 'ready' as const }
     },
   })
