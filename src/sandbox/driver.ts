@@ -63,3 +63,9 @@ export interface SandboxDriver {
   /** Kills every sandbox and removes their cgroups (controller shutdown). */
   shutdown(): Promise<void>
 }
+
+/** No driver can run this sandbox (the domain answers 503 sandbox_unavailable). */
+export class SandboxUnavailableError extends Error {
+  readonly code = 'sandbox_unavailable' as const
+  override readonly name = 'SandboxUnavailableError'
+}

@@ -1,0 +1,5 @@
+export * from './driver.js'
+export { createNoneDriver } from './none-driver.js'
+export { createProcessDriver, type ProcessDriverOptions, type DriverLog } from './process-driver.js'
+export { detectSandboxDriver, type SandboxMode } from './detect.js'
+export { SOCKET_INSIDE } from './bwrap-plan.js'

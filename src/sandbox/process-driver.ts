@@ -1,0 +1,536 @@
+// The `process` driver (Linux): bubblewrap for namespaces and the filesystem view, cgroups for
+// limits, freeze and kill (SPEC §5, §2.12–2.13). The plans (argv, cgroup files) are pure and live
+// in bwrap-plan.ts and cgroup-plan.ts; this file is the thin fs/process edge that carries them out.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { bwrapArgv, exitFromStatus, JOIN_FAILED_EXIT, launcherArgv, sandboxEnv } from './bwrap-plan.js'
+import {
+  controllerDirs,
+  enforcement,
+  parseCgroupMounts,
+  planCgroup,
+  readKeyed,
+  subtreeControlWrites,
+  type CgroupHost,
+  type CgroupPlan,
+  type Enforcement,
+} from './cgroup-plan.js'
+import {
+  SandboxUnavailableError,
+  type DriverStatus,
+  type LaunchSpec,
+  type SandboxDriver,
+  type SandboxExit,
+  type SandboxUsage,
+} from './driver.js'
+
+export interface DriverLog {
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+}
+
+export interface ProcessDriverOptions {
+  /** Host folder holding one work folder per sandbox (`<workRoot>/<worker_id>`). */
+  workRoot: string
+  /** Host path of the controller's Unix socket, bind-mounted into every sandbox. */
+  controllerSocket: string
+  /** Processes and threads per sandbox. */
+  pidsMax: number
+  log?: DriverLog
+  /** Top folder of Warden's cgroups in each hierarchy (default "warden"). */
+  cgroupRoot?: string
+  /** Host folders hidden inside every sandbox (e.g. the controller's data folder). */
+  hidePaths?: readonly string[]
+  /** bubblewrap's path (default: found on PATH). */
+  bwrap?: string
+}
+
+const STATUS_FD = 3
+const WORKER_ID = /^[A-Za-z0-9_-]{1,64}$/
+const silentLog: DriverLog = { info: () => {}, warn: () => {} }
+
+interface Sandbox {
+  workerId: string
+  plan: CgroupPlan
+  child: ChildProcess
+  pid: number | null
+  /** Resolves once its last process is gone, its cgroups removed and onExit reported. */
+  ended: Promise<void>
+}
+
+export async function createProcessDriver(options: ProcessDriverOptions): Promise<SandboxDriver> {
+  const log = options.log ?? silentLog
+  const problems: string[] = []
+  if (process.platform !== 'linux') problems.push(`this host runs ${process.platform}, not Linux`)
+  if (process.getuid?.() !== 0) {
+    problems.push('the controller does not run as root (the process driver needs root to create namespaces and cgroups)')
+  }
+  const bwrap = options.bwrap ?? findOnPath('bwrap')
+  if (bwrap === null) problems.push('bubblewrap is not installed (apt-get install bubblewrap)')
+  if (problems.length > 0 || bwrap === null) throw new SandboxUnavailableError(problems.join('; '))
+
+  const mounts = parseCgroupMounts(readText('/proc/self/mountinfo') ?? '', readText('/proc/self/cgroup') ?? '')
+  const unifiedControllers =
+    mounts.unified === null ? [] : (readText(`${mounts.unified}/cgroup.controllers`) ?? '').trim().split(/\s+/).filter(Boolean)
+  let host: CgroupHost = { ...mounts, unifiedControllers, swapAccounting: false }
+  const names = { top: options.cgroupRoot ?? 'warden', controller: controllerName(process.pid) }
+  if (host.unified === null && Object.keys(host.v1).length === 0) {
+    throw new SandboxUnavailableError('no cgroup hierarchy is mounted (mount cgroup2 at /sys/fs/cgroup)')
+  }
+
+  await sweepStale(host, names.top, names.controller, log)
+
+  // v2 parents must hand their controllers down; a refusal drops that controller (and says so).
+  for (const write of subtreeControlWrites(host, names)) {
+    fs.mkdirSync(path.dirname(write.file), { recursive: true })
+    try {
+      fs.writeFileSync(write.file, write.value)
+    } catch (error) {
+      log.warn({ file: write.file, err: String(error) }, 'cgroup v2 controllers not delegated')
+      host = { ...host, unifiedControllers: [] }
+      break
+    }
+  }
+  const dirs = controllerDirs(host, names)
+  try {
+    for (const dir of dirs) fs.mkdirSync(dir, { recursive: true })
+  } catch (error) {
+    throw new SandboxUnavailableError(`cannot create cgroups (${String(error)}): run as root or delegate a cgroup`)
+  }
+  const e = enforcement(host)
+  const memoryDir = e.source.memory === 'v2' ? host.unified : e.source.memory === 'v1' ? host.v1.memory : undefined
+  const controllerDir = (base: string | undefined) => `${base}/${names.top}/${names.controller}`
+  host.swapAccounting =
+    e.source.memory === 'v2' ? fs.existsSync(`${controllerDir(memoryDir ?? undefined)}/memory.swap.max`)
+    : e.source.memory === 'v1' ? fs.existsSync(`${controllerDir(memoryDir ?? undefined)}/memory.memsw.limit_in_bytes`)
+    : false
+
+  fs.mkdirSync(options.workRoot, { recursive: true, mode: 0o700 })
+  const workRoot = fs.realpathSync(options.workRoot)
+  const hidePaths = [workRoot, ...(options.hidePaths ?? [])].filter(isDirectory)
+  const probeError = probeBwrap(bwrap)
+  if (probeError !== null) {
+    removeDirs(dirs)
+    throw new SandboxUnavailableError(`bubblewrap cannot create the sandbox namespaces here: ${probeError}`)
+  }
+
+  const status = describe(enforcement(host))
+  log.info({ sandbox_driver: status }, status.reason === null ? 'process sandbox driver ready' : `process sandbox driver ready; ${status.reason}`)
+
+  const sandboxes = new Map<string, Sandbox>()
+  const listeners: Array<(exit: SandboxExit) => void> = []
+  let closed = false
+
+  function launch(spec: LaunchSpec): Promise<{ pid: number; started_at: number }> {
+    if (closed) return Promise.reject(new SandboxUnavailableError('the sandbox driver has shut down'))
+    const workerId = spec.worker_id
+    if (!WORKER_ID.test(workerId)) return Promise.reject(new Error(`invalid worker id for a sandbox: ${workerId}`))
+    if (sandboxes.has(workerId)) return Promise.reject(new Error(`sandbox ${workerId} is already running`))
+    const allowController = spec.resources.network_policy.allow_controller
+    if (allowController && !fs.existsSync(options.controllerSocket)) {
+      return Promise.reject(new Error(`controller socket ${options.controllerSocket} does not exist`))
+    }
+
+    const workDir = path.join(workRoot, workerId)
+    const plan = planCgroup(host, { ...names, worker: workerId }, spec.resources, options.pidsMax)
+    let logFd: number
+    try {
+      fs.mkdirSync(workDir, { recursive: true, mode: 0o700 })
+      for (const dir of plan.dirs) fs.mkdirSync(dir)
+      for (const write of plan.limits) fs.writeFileSync(write.file, write.value)
+      logFd = fs.openSync(path.join(workRoot, `${workerId}.log`), 'a', 0o600)
+    } catch (error) {
+      removeDirs(plan.dirs)
+      return Promise.reject(new Error(`cannot prepare sandbox ${workerId}: ${String(error)}`))
+    }
+
+    const argv = launcherArgv(
+      plan.join,
+      bwrapArgv({
+        bwrap: bwrap as string,
+        workDir,
+        controllerSocket: allowController ? options.controllerSocket : null,
+        allowExternal: spec.resources.network_policy.allow_external,
+        hidePaths,
+        command: spec.program.command,
+        statusFd: STATUS_FD,
+      }),
+    )
+    const child = spawn(argv[0] as string, argv.slice(1), {
+      env: sandboxEnv(spec, workDir),
+      stdio: ['ignore', logFd, logFd, 'pipe'],
+    })
+    fs.closeSync(logFd)
+
+    return new Promise((resolve, reject) => {
+      let started = false
+      const sandbox: Sandbox = {
+        workerId,
+        plan,
+        child,
+        pid: null,
+        ended: new Promise<void>((resolveEnded) => {
+          const finish = (code: number | null, signal: NodeJS.Signals | null) => {
+            void reap(sandbox, code, signal).finally(resolveEnded)
+          }
+          child.once('exit', finish)
+          child.once('error', (error) => {
+            if (!started) reject(error)
+            // 'exit' may never follow an 'error' (spawn failed): end here.
+            if (child.exitCode === null && child.signalCode === null && child.pid === undefined) finish(null, null)
+          })
+        }),
+      }
+      sandboxes.set(workerId, sandbox)
+
+      let buffered = ''
+      const statusPipe = child.stdio[STATUS_FD]
+      statusPipe?.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('utf8')
+        let newline: number
+        while ((newline = buffered.indexOf('\n')) >= 0) {
+          const line = buffered.slice(0, newline)
+          buffered = buffered.slice(newline + 1)
+          const pid = parseChildPid(line)
+          if (pid !== null && !started) {
+            started = true
+            sandbox.pid = pid
+            resolve({ pid, started_at: Date.now() })
+          }
+        }
+      })
+      child.once('exit', (code) => {
+        if (started) return
+        const detail = code === JOIN_FAILED_EXIT ? 'could not join its cgroups' : tail(path.join(workRoot, `${workerId}.log`))
+        reject(new Error(`sandbox ${workerId} did not start: ${detail}`))
+      })
+    })
+  }
+
+  async function reap(sandbox: Sandbox, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    try {
+      // bubblewrap's exit takes the PID namespace down; the cgroup is the word on "all gone".
+      if (!(await waitEmpty(sandbox.plan, 1000))) {
+        killCgroup(sandbox.plan)
+        await waitEmpty(sandbox.plan, 5000)
+      }
+      const oomKills = readOomKills(sandbox.plan)
+      removeDirs(sandbox.plan.dirs)
+      sandboxes.delete(sandbox.workerId)
+      const exit: SandboxExit = {
+        worker_id: sandbox.workerId,
+        ...exitFromStatus(code, signal, os.constants.signals as unknown as Record<number, string>),
+        oom: oomKills > 0,
+      }
+      for (const listener of listeners) {
+        try {
+          listener(exit)
+        } catch (error) {
+          log.warn({ worker_id: sandbox.workerId, err: String(error) }, 'sandbox exit listener failed')
+        }
+      }
+    } catch (error) {
+      sandboxes.delete(sandbox.workerId)
+      log.warn({ worker_id: sandbox.workerId, err: String(error) }, 'sandbox cleanup failed')
+    }
+  }
+
+  async function kill(workerIds: readonly string[]): Promise<void> {
+    const targets = workerIds.map((id) => sandboxes.get(id)).filter((s): s is Sandbox => s !== undefined)
+    for (const sandbox of targets) killCgroup(sandbox.plan)
+    await Promise.all(targets.map((sandbox) => sandbox.ended))
+  }
+
+  async function setFrozen(workerId: string, frozen: boolean): Promise<void> {
+    const sandbox = sandboxes.get(workerId)
+    if (sandbox === undefined) throw new Error(`no running sandbox ${workerId}`)
+    const freeze = sandbox.plan.freeze
+    if (freeze === null) throw new Error('freezing is not enforced on this host (no cgroup2 mount, no v1 freezer)')
+    if (freeze.mode === 'v2') {
+      fs.writeFileSync(freeze.file, frozen ? '1' : '0')
+      await until(() => readKeyed(readText(freeze.events) ?? '', 'frozen') === (frozen ? 1 : 0), 2000)
+    } else {
+      fs.writeFileSync(freeze.file, frozen ? 'FROZEN' : 'THAWED')
+      await until(() => (readText(freeze.file) ?? '').trim() === (frozen ? 'FROZEN' : 'THAWED'), 2000)
+    }
+  }
+
+  function usage(workerId: string): SandboxUsage | null {
+    const sandbox = sandboxes.get(workerId)
+    if (sandbox === undefined) return null
+    return readUsage(sandbox.plan)
+  }
+
+  async function shutdown(): Promise<void> {
+    closed = true
+    await kill([...sandboxes.keys()])
+    removeDirs(dirs.filter((dir) => dir.endsWith(`/${names.controller}`)))
+    // Other controllers may share the top folder: removing it only succeeds when it is empty.
+    removeDirs(dirs.filter((dir) => dir.endsWith(`/${names.top}`)))
+  }
+
+  return {
+    name: 'process',
+    status: () => status,
+    launch,
+    kill,
+    freeze: (workerId) => setFrozen(workerId, true),
+    thaw: (workerId) => setFrozen(workerId, false),
+    usage,
+    onExit: (listener) => {
+      listeners.push(listener)
+    },
+    shutdown,
+  }
+}
+
+/** What this host enforces, and in words what it does not. */
+export function describe(e: Enforcement): DriverStatus {
+  const missing: string[] = []
+  if (e.source.memory === null) missing.push('memory (no memory controller in cgroup v2 or v1)')
+  else if (!e.swap) missing.push('swap (no swap accounting: a sandbox may swap past its memory limit)')
+  if (e.source.cpu === null) missing.push('cpu (no cpu controller in cgroup v2 or v1)')
+  if (e.source.pids === null) missing.push('pids (no pids controller in cgroup v2 or v1)')
+  if (e.freeze === null) missing.push('freeze (no cgroup2 mount and no v1 freezer)')
+  return {
+    driver: 'process',
+    available: true,
+    reason: missing.length === 0 ? null : `not enforced on this host: ${missing.join('; ')}`,
+    cgroup: e.layout,
+    enforces: {
+      memory: e.source.memory !== null,
+      cpu: e.source.cpu !== null,
+      pids: e.source.pids !== null,
+      network: true,
+      freeze: e.freeze !== null,
+      kill: e.kill !== null,
+    },
+  }
+}
+
+function killCgroup(plan: CgroupPlan): void {
+  if (plan.kill.mode === 'v2') {
+    try {
+      fs.writeFileSync(plan.kill.file, '1')
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    }
+    return
+  }
+  // v1: freeze so nothing forks between listing and killing, SIGKILL every task, thaw so they die.
+  const freezer = plan.freeze?.mode === 'v1' ? plan.freeze.file : null
+  try {
+    if (freezer !== null) fs.writeFileSync(freezer, 'FROZEN')
+    for (const pid of members(plan.members)) signal(pid)
+  } finally {
+    if (freezer !== null) {
+      try {
+        fs.writeFileSync(freezer, 'THAWED')
+      } catch {
+        // the cgroup is already gone
+      }
+    }
+  }
+}
+
+function signal(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL')
+  } catch {
+    // already gone
+  }
+}
+
+async function waitEmpty(plan: CgroupPlan, timeoutMs: number): Promise<boolean> {
+  return until(() => {
+    const list = readText(plan.members)
+    return list === null || list.trim() === ''
+  }, timeoutMs)
+}
+
+/** Polls `done` with a short, growing interval; false when the timeout passed first. */
+async function until(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  let delay = 1
+  for (;;) {
+    if (done()) return true
+    if (Date.now() >= deadline) return false
+    await new Promise((resolve) => setTimeout(resolve, delay))
+    delay = Math.min(delay * 2, 20)
+  }
+}
+
+function readUsage(plan: CgroupPlan): SandboxUsage | null {
+  const cpu = plan.usage.cpu
+  let cpuSeconds = 0
+  if (cpu !== null) {
+    const text = readText(cpu.file)
+    if (text === null) return null
+    cpuSeconds =
+      cpu.format === 'cpu.stat' ? (readKeyed(text, 'usage_usec') ?? 0) / 1e6 : Number(text.trim()) / 1e9
+  }
+  const number = (file: string | null) => (file === null ? 0 : Number((readText(file) ?? '0').trim()) || 0)
+  return {
+    cpu_seconds: cpuSeconds,
+    memory_bytes: number(plan.usage.memory),
+    memory_peak_bytes: number(plan.usage.peak),
+    pids: plan.usage.pids !== null ? number(plan.usage.pids) : members(plan.members).length,
+    oom_kills: readOomKills(plan),
+  }
+}
+
+function readOomKills(plan: CgroupPlan): number {
+  if (plan.usage.oom === null) return 0
+  return readKeyed(readText(plan.usage.oom) ?? '', 'oom_kill') ?? 0
+}
+
+function members(procsFile: string): number[] {
+  return (readText(procsFile) ?? '').split('\n').filter(Boolean).map(Number)
+}
+
+/** Removes cgroup folders deepest first; a folder still busy is retried briefly, then left. */
+function removeDirs(dirs: readonly string[]): void {
+  for (const dir of [...dirs].reverse()) {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      try {
+        fs.rmdirSync(dir)
+        break
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code
+        if (code === 'ENOENT' || code === 'ENOTEMPTY') break
+        if (code !== 'EBUSY') break
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2)
+      }
+    }
+  }
+}
+
+/**
+ * Removes the cgroups of controllers that are no longer alive, killing what is left in them
+ * first (a controller that was SIGKILLed never cleaned up). Folders of live controllers stay.
+ */
+async function sweepStale(host: CgroupHost, top: string, own: string, log: DriverLog): Promise<void> {
+  const bases = [host.unified, ...Object.values(host.v1)].filter((b): b is string => b !== null && b !== undefined)
+  const unique = [...new Set(bases)]
+  const stale: string[] = []
+  for (const base of unique) {
+    let entries: string[]
+    try {
+      entries = fs.readdirSync(`${base}/${top}`)
+    } catch {
+      continue
+    }
+    for (const entry of entries) {
+      if (entry === own || isAlive(entry)) continue
+      const dir = `${base}/${top}/${entry}`
+      if (isDirectory(dir)) stale.push(dir)
+    }
+  }
+  if (stale.length === 0) return
+  log.warn({ cgroups: stale }, 'removing sandbox cgroups left by a controller that is gone')
+  for (const controllerDir of stale) {
+    let leaves: string[] = []
+    try {
+      leaves = fs.readdirSync(controllerDir).map((name) => `${controllerDir}/${name}`).filter(isDirectory)
+    } catch {
+      continue
+    }
+    for (const leaf of leaves) {
+      const killFile = `${leaf}/cgroup.kill`
+      const procs = `${leaf}/cgroup.procs`
+      const freezer = `${leaf}/freezer.state`
+      await until(() => {
+        if (members(procs).length === 0) return true
+        if (fs.existsSync(killFile)) fs.writeFileSync(killFile, '1')
+        else for (const pid of members(procs)) signal(pid)
+        if (fs.existsSync(freezer)) fs.writeFileSync(freezer, 'THAWED')
+        return false
+      }, 2000)
+    }
+    removeDirs([controllerDir, ...leaves])
+  }
+}
+
+function controllerName(pid: number): string {
+  return `${pid}-${startTime(pid) ?? 0}`
+}
+
+/** The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat). */
+function startTime(pid: number): string | null {
+  const stat = readText(`/proc/${pid}/stat`)
+  if (stat === null) return null
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return fields[19] ?? null
+}
+
+function isAlive(controller: string): boolean {
+  const match = /^(\d+)-(\d+)$/.exec(controller)
+  if (!match) return false
+  return startTime(Number(match[1])) === match[2]
+}
+
+function probeBwrap(bwrap: string): string | null {
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'warden-probe-'))
+  try {
+    const argv = bwrapArgv({
+      bwrap,
+      workDir,
+      controllerSocket: null,
+      allowExternal: false,
+      hidePaths: [],
+      command: ['/bin/true'],
+      statusFd: 1,
+    })
+    const result = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: 10_000 })
+    if (result.error) return String(result.error)
+    if (result.status !== 0) return (result.stderr || `exit ${result.status}`).trim()
+    return null
+  } finally {
+    fs.rmSync(workDir, { recursive: true, force: true })
+  }
+}
+
+function parseChildPid(line: string): number | null {
+  try {
+    const value = JSON.parse(line) as { 'child-pid'?: unknown }
+    return typeof value['child-pid'] === 'number' ? value['child-pid'] : null
+  } catch {
+    return null
+  }
+}
+
+function findOnPath(name: string): string | null {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    const candidate = path.join(dir || '.', name)
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK)
+      return candidate
+    } catch {
+      // not here
+    }
+  }
+  return null
+}
+
+function readText(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8')
+  } catch {
+    return null
+  }
+}
+
+function isDirectory(dir: string): boolean {
+  try {
+    return fs.statSync(dir).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+function tail(file: string): string {
+  const text = readText(file) ?? ''
+  return text.slice(-500).trim() || 'no output'
+}
