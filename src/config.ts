@@ -53,7 +53,7 @@ export function loadSecrets(config: Config): Secrets {
     const file = join(dir, name)
     files.push(file)
     if (existsSync(file)) return readFileSync(file, 'utf8').trim()
-    mkdirSync(dir, { recursive: true })
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
     const value = randomBytes(32).toString('base64url')
     writeFileSync(file, value + '\n', { mode: 0o600, flag: 'wx' })
     chmodSync(file, 0o600)

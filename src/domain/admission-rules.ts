@@ -11,6 +11,7 @@ import { DomainError, type ErrorCode, type ProblemExtras } from './errors.js'
 import { exceeds } from './resources.js'
 import type { StopVerdict } from './stop-conditions.js'
 import { isLive, terminatedError } from './lifecycle.js'
+import { tokenMatches } from './tokens.js'
 
 export type AdmissionStage = 'issue' | 'spawn' | 'register'
 
@@ -85,7 +86,12 @@ export const admissionRules: readonly AdmissionRule[] = [
     onRegister: null,
     check: (c) => {
       if (c.signatureProblem) return c.signatureProblem.message
-      return c.issued ? null : 'this manifest was not issued by this controller'
+      if (!c.issued) return 'this manifest was not issued by this controller'
+      // Authentic yet not the one issued under this id (only a key holder could make one).
+      if (c.issued.signature_hash && c.presented && !tokenMatches(c.presented.signature, c.issued.signature_hash)) {
+        return 'this manifest is not the one issued under its worker_id'
+      }
+      return null
     },
   },
   {

@@ -135,11 +135,14 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
       }
 
       const manifest = signer.sign(ctx.candidate)
+      const { signature, ...unsigned } = manifest
       store.manifests.insert({
         worker_id: manifest.worker_id,
         parent_id: manifest.parent_id,
         depth: manifest.depth,
-        body: JSON.stringify(manifest),
+        // The signature makes the manifest a bearer credential: only its digest is stored (SPEC §7).
+        body: JSON.stringify(unsigned),
+        signature_hash: hashToken(signature),
         issued_at: now,
         expires_at: now + contract.manifest_ttl_seconds * 1000,
       })

@@ -7,7 +7,10 @@ export interface ManifestRow {
   worker_id: string
   parent_id: string | null
   depth: number
+  /** The manifest as issued, without its signature (a bearer credential is never stored). */
   body: string
+  /** SHA-256 of the signature. */
+  signature_hash: Buffer | null
   issued_at: number
   expires_at: number
   status: ManifestStatus
@@ -15,8 +18,8 @@ export interface ManifestRow {
 
 export function createManifestRepository(db: Db) {
   const insert = db.prepare(`
-    INSERT INTO manifests (worker_id, parent_id, depth, body, issued_at, expires_at, status)
-    VALUES (@worker_id, @parent_id, @depth, @body, @issued_at, @expires_at, 'outstanding')`)
+    INSERT INTO manifests (worker_id, parent_id, depth, body, signature_hash, issued_at, expires_at, status)
+    VALUES (@worker_id, @parent_id, @depth, @body, @signature_hash, @issued_at, @expires_at, 'outstanding')`)
   const get = db.prepare<[string], ManifestRow>(`SELECT * FROM manifests WHERE worker_id = ?`)
   const countOutstanding = db.prepare<[number], { n: number }>(
     `SELECT count(*) AS n FROM manifests WHERE status = 'outstanding' AND expires_at > ?`,

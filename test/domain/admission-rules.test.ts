@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { admissionRules, type AdmissionStage } from '../../src/domain/admission-rules.js'
 import type { ErrorCode } from '../../src/domain/errors.js'
 import { createSigner } from '../../src/domain/signing.js'
+import { hashToken } from '../../src/domain/tokens.js'
 import type { AuditType, Resources } from '../../src/schemas/index.js'
 import { registerRoot, SIGNING_KEY, type TestWarden } from '../helpers/harness.js'
 import { expectDomainError, lastAudit, SECOND, updateContract, wardenPerTest, worker } from './support.js'
@@ -109,7 +110,10 @@ const scenarios: Record<string, Scenario> = {
     const root = registerRoot(t.warden, { resources: res(1, 256) })
     const { signature: _s, key_id: _k, ...issued } = childManifest(t, root.id)
     const manifest = createSigner(SIGNING_KEY).sign({ ...issued, resources: res(1.5, 256) })
-    t.warden.store.db.prepare(`UPDATE manifests SET body = ? WHERE worker_id = ?`).run(JSON.stringify(manifest), manifest.worker_id)
+    const { signature, ...unsigned } = manifest
+    t.warden.store.db
+      .prepare(`UPDATE manifests SET body = ?, signature_hash = ? WHERE worker_id = ?`)
+      .run(JSON.stringify(unsigned), hashToken(signature), manifest.worker_id)
     return () => t.warden.admission.register(manifest)
   },
   'quota_exceeded/issue': (t) => {
