@@ -1,7 +1,7 @@
 // One error class for everything the client reports: a problem document from the controller
 // (its `code`, status and extras), or a failure that never got an answer (status 0).
 import type { z } from 'zod'
-import type { ErrorCode } from '../domain/errors.js'
+import type { ErrorCode } from '../schemas/error-codes.js'
 import type { ProblemSchema, TerminationReason } from '../schemas/index.js'
 
 export type Problem = z.output<typeof ProblemSchema>

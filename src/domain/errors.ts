@@ -1,34 +1,9 @@
 // Every failure the domain can report, with the one HTTP status each maps to.
 // Adding a code without a status fails the type check.
 
-export type ErrorCode =
-  | 'validation_failed'
-  | 'unauthorized'
-  | 'not_found'
-  | 'worker_not_found'
-  | 'worker_terminated'
-  | 'kill_switch_engaged'
-  | 'quota_exceeded'
-  | 'cooldown_active'
-  | 'depth_exceeded'
-  | 'parent_quarantined'
-  | 'parent_not_active'
-  | 'stop_condition'
-  | 'resources_exceed_parent'
-  | 'resources_exceed_contract'
-  | 'invalid_signature'
-  | 'unknown_key'
-  | 'manifest_already_used'
-  | 'manifest_expired'
-  | 'worker_expired'
-  | 'invalid_contract'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'method_not_allowed'
-  | 'rate_limited'
-  | 'service_unavailable'
-  | 'storage_unavailable'
-  | 'internal_error'
+import type { ErrorCode } from '../schemas/error-codes.js'
+
+export type { ErrorCode }
 
 export const statusByCode: Record<ErrorCode, number> = {
   validation_failed: 400,

@@ -1,6 +1,10 @@
 // The wire shapes of SPEC §1 and §3. One zod schema per shape serves request validation,
 // response allowlisting, the TypeScript types (z.infer) and the OpenAPI document.
 import { z } from 'zod'
+import { ErrorCodeSchema } from './error-codes.js'
+import { EXAMPLES } from './examples.js'
+
+export { ErrorCodeSchema, type ErrorCode } from './error-codes.js'
 
 export const LIMITS = {
   /** Canonical JSON bytes of one state_snapshot. */
@@ -17,7 +21,7 @@ export const LIMITS = {
 } as const
 
 const TERMINAL = ['deregistered', 'killed', 'reaped', 'expired'] as const
-export const WorkerStatusSchema = z.enum(['active', 'quarantined', ...TERMINAL]).meta({ id: 'WorkerStatus' })
+export const WorkerStatusSchema = z.enum(['active', 'quarantined', ...TERMINAL]).meta({ id: 'WorkerStatus', examples: ['active'] })
 export type WorkerStatus = z.infer<typeof WorkerStatusSchema>
 export const TERMINAL_STATUSES: readonly WorkerStatus[] = TERMINAL
 export const LIVE_STATUSES: readonly WorkerStatus[] = ['active', 'quarantined']
@@ -25,9 +29,12 @@ export const LIVE_STATUSES: readonly WorkerStatus[] = ['active', 'quarantined']
 export const TerminationReasonSchema = z.enum(['kill_switch', 'killed', 'reaped', 'expired', 'deregistered'])
 export type TerminationReason = z.infer<typeof TerminationReasonSchema>
 
-export const WorkerIdSchema = z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex characters')
+export const WorkerIdSchema = z
+  .string()
+  .regex(/^[0-9a-f]{32}$/, 'must be 32 lowercase hex characters')
+  .meta({ examples: [EXAMPLES.workerId] })
 const HexDigest = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex characters')
-const Timestamp = z.iso.datetime({ offset: false, precision: 3 })
+const Timestamp = z.iso.datetime({ offset: false, precision: 3 }).meta({ examples: [EXAMPLES.timestamp] })
 const Reason = z.string().trim().min(1).max(LIMITS.reasonChars)
 
 /** A whole number in a query string: digits only (no '', ' ', 0x10 or 1e3, which Number() accepts). */
@@ -43,7 +50,7 @@ export const NetworkPolicySchema = z
     allow_controller: z.boolean().default(true),
     allow_external: z.boolean().default(false),
   })
-  .meta({ id: 'NetworkPolicy' })
+  .meta({ id: 'NetworkPolicy', examples: [EXAMPLES.networkPolicy] })
 
 export const ResourcesSchema = z
   .strictObject({
@@ -51,7 +58,7 @@ export const ResourcesSchema = z
     memory_limit_mb: z.int().positive().max(16 * 1024 * 1024),
     network_policy: NetworkPolicySchema.default({ allow_controller: true, allow_external: false }),
   })
-  .meta({ id: 'Resources' })
+  .meta({ id: 'Resources', examples: [EXAMPLES.resources] })
 export type Resources = z.output<typeof ResourcesSchema>
 
 /** Resources as they stand in a signed manifest: every field present, no defaults filled in. */
@@ -61,13 +68,19 @@ export const ManifestResourcesSchema = z.strictObject({
   network_policy: z.strictObject({ allow_controller: z.boolean(), allow_external: z.boolean() }),
 })
 
+/** Any JSON value; named so the OpenAPI document refers to one schema instead of an anonymous one. */
+type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue }
+export const JsonValueSchema: z.ZodType<JsonValue> = z
+  .lazy(() => z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(JsonValueSchema), z.record(z.string(), JsonValueSchema)]))
+  .meta({ id: 'JsonValue', description: 'Any JSON value', examples: [{ step: 12, done: false }] })
+
 /** A JSON object of bounded size; its canonical form is what gets signed. */
 export const StateSnapshotSchema = z
-  .record(z.string(), z.json())
+  .record(z.string(), JsonValueSchema)
   .refine((value) => Buffer.byteLength(JSON.stringify(value)) <= LIMITS.stateSnapshotBytes, {
     message: `must be at most ${LIMITS.stateSnapshotBytes} bytes of JSON`,
   })
-  .meta({ id: 'StateSnapshot', description: 'JSON object cloned into the replica' })
+  .meta({ id: 'StateSnapshot', description: 'JSON object cloned into the replica', examples: [EXAMPLES.stateSnapshot] })
 export type StateSnapshot = z.infer<typeof StateSnapshotSchema>
 
 export const StopConditionSchema = z
@@ -76,7 +89,7 @@ export const StopConditionSchema = z
     description: z.string().max(500).default(''),
     expression: z.string().min(1).max(LIMITS.expressionChars),
   })
-  .meta({ id: 'StopCondition' })
+  .meta({ id: 'StopCondition', examples: [EXAMPLES.stopCondition] })
 export type StopCondition = z.output<typeof StopConditionSchema>
 
 export const ContractInputSchema = z
@@ -94,13 +107,13 @@ export const ContractInputSchema = z
       .max(LIMITS.stopConditions)
       .default([]),
   })
-  .meta({ id: 'ContractSpec', description: 'A contract as an operator writes it (no version)' })
+  .meta({ id: 'ContractSpec', description: 'A contract as an operator writes it (no version)', examples: [EXAMPLES.contractSpec] })
 export type ContractInput = z.output<typeof ContractInputSchema>
 
 export const ContractSchema = ContractInputSchema.extend({
   version: z.int().min(1),
   updated_at: Timestamp,
-}).meta({ id: 'Contract' })
+}).meta({ id: 'Contract', description: 'The current contract', examples: [EXAMPLES.contract] })
 export type Contract = z.output<typeof ContractSchema>
 
 /** Every field of a manifest but the signature: exactly what the signature covers. */
@@ -118,7 +131,7 @@ export type UnsignedManifest = z.output<typeof UnsignedManifestSchema>
 
 export const ManifestSchema = UnsignedManifestSchema.extend({
   signature: HexDigest.describe('HMAC-SHA256 (hex) over the RFC 8785 canonical JSON of every other field'),
-}).meta({ id: 'Manifest' })
+}).meta({ id: 'Manifest', description: 'A signed manifest: the identity of one worker', examples: [EXAMPLES.manifest] })
 export type Manifest = z.output<typeof ManifestSchema>
 
 export const RootManifestRequestSchema = z
@@ -126,7 +139,7 @@ export const RootManifestRequestSchema = z
     state_snapshot: StateSnapshotSchema.optional(),
     resources: ResourcesSchema.optional(),
   })
-  .meta({ id: 'RootManifestRequest' })
+  .meta({ id: 'RootManifestRequest', examples: [EXAMPLES.rootManifestRequest] })
 export type RootManifestRequest = z.output<typeof RootManifestRequestSchema>
 
 export const SpawnRequestSchema = z
@@ -135,7 +148,7 @@ export const SpawnRequestSchema = z
     state_snapshot: StateSnapshotSchema.optional(),
     resources: ResourcesSchema.optional(),
   })
-  .meta({ id: 'SpawnRequest' })
+  .meta({ id: 'SpawnRequest', examples: [EXAMPLES.spawnRequest] })
 export type SpawnRequest = z.output<typeof SpawnRequestSchema>
 
 export const HeartbeatRequestSchema = z
@@ -145,10 +158,10 @@ export const HeartbeatRequestSchema = z
       .refine((m) => Object.keys(m).length <= LIMITS.metrics, { message: `at most ${LIMITS.metrics} metrics` })
       .optional(),
   })
-  .meta({ id: 'HeartbeatRequest' })
+  .meta({ id: 'HeartbeatRequest', examples: [EXAMPLES.heartbeatRequest] })
 export type HeartbeatRequest = z.output<typeof HeartbeatRequestSchema>
 
-export const DirectiveSchema = z.enum(['continue', 'suspend', 'terminate'])
+export const DirectiveSchema = z.enum(['continue', 'suspend', 'terminate']).meta({ id: 'Directive', examples: ['continue'] })
 export type Directive = z.infer<typeof DirectiveSchema>
 
 export const HeartbeatResponseSchema = z
@@ -159,7 +172,7 @@ export const HeartbeatResponseSchema = z
     heartbeat_interval_seconds: z.number(),
     heartbeat_timeout_seconds: z.number().describe('a worker silent this long is reaped: the lease each renewal grants'),
   })
-  .meta({ id: 'HeartbeatResponse' })
+  .meta({ id: 'HeartbeatResponse', examples: [EXAMPLES.heartbeatResponse] })
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>
 
 const workerFields = {
@@ -178,7 +191,7 @@ const workerFields = {
   ended_at: Timestamp.nullable(),
 }
 
-export const WorkerSummarySchema = z.strictObject(workerFields).meta({ id: 'WorkerSummary' })
+export const WorkerSummarySchema = z.strictObject(workerFields).meta({ id: 'WorkerSummary', examples: [EXAMPLES.summary] })
 export type WorkerSummary = z.infer<typeof WorkerSummarySchema>
 
 export const WorkerViewSchema = z
@@ -187,7 +200,7 @@ export const WorkerViewSchema = z
     state_snapshot: StateSnapshotSchema,
     children_count: z.int(),
   })
-  .meta({ id: 'Worker' })
+  .meta({ id: 'Worker', description: 'One worker: manifest fields, status, reason, timestamps', examples: [EXAMPLES.worker] })
 export type WorkerView = z.infer<typeof WorkerViewSchema>
 
 export const RegistrationResponseSchema = z
@@ -197,7 +210,7 @@ export const RegistrationResponseSchema = z
     heartbeat_interval_seconds: z.number(),
     heartbeat_timeout_seconds: z.number(),
   })
-  .meta({ id: 'Registration' })
+  .meta({ id: 'Registration', examples: [EXAMPLES.registration] })
 export type RegistrationResponse = z.infer<typeof RegistrationResponseSchema>
 
 export const WorkerListQuerySchema = z.strictObject({
@@ -214,7 +227,7 @@ export const WorkerListSchema = z
     items: z.array(WorkerSummarySchema),
     next_cursor: z.string().nullable(),
   })
-  .meta({ id: 'WorkerList' })
+  .meta({ id: 'WorkerList', examples: [EXAMPLES.workerList] })
 
 export const LineageNodeSchema = z
   .strictObject({
@@ -223,7 +236,7 @@ export const LineageNodeSchema = z
     depth: z.int(),
     status: WorkerStatusSchema,
   })
-  .meta({ id: 'LineageNode' })
+  .meta({ id: 'LineageNode', examples: [EXAMPLES.lineageNode] })
 export type LineageNode = z.infer<typeof LineageNodeSchema>
 
 export const LineageSchema = z
@@ -233,17 +246,19 @@ export const LineageSchema = z
     descendants: z.array(LineageNodeSchema).describe('breadth first, bounded'),
     truncated: z.boolean().describe('true when descendants were cut at the bound'),
   })
-  .meta({ id: 'Lineage' })
+  .meta({ id: 'Lineage', examples: [EXAMPLES.lineage] })
 
-export const ReasonBodySchema = z.strictObject({ reason: Reason }).meta({ id: 'ReasonBody' })
-export const OptionalReasonBodySchema = z.strictObject({ reason: Reason.optional() })
+export const ReasonBodySchema = z.strictObject({ reason: Reason }).meta({ id: 'ReasonBody', examples: [EXAMPLES.reasonBody] })
+export const OptionalReasonBodySchema = z
+  .strictObject({ reason: Reason.optional() })
+  .meta({ id: 'OptionalReasonBody', examples: [{ reason: 'operator drill' }] })
 export const KillRequestSchema = z
   .strictObject({ reason: Reason.optional(), cascade: z.boolean().default(true) })
-  .meta({ id: 'KillRequest' })
+  .meta({ id: 'KillRequest', examples: [EXAMPLES.killRequest] })
 
 export const KillResultSchema = z
   .strictObject({ worker: WorkerViewSchema, killed: z.array(WorkerIdSchema) })
-  .meta({ id: 'KillResult' })
+  .meta({ id: 'KillResult', examples: [EXAMPLES.killResult] })
 
 export const KillSwitchSchema = z
   .strictObject({
@@ -251,13 +266,13 @@ export const KillSwitchSchema = z
     engaged_at: Timestamp.nullable(),
     reason: z.string().nullable(),
   })
-  .meta({ id: 'KillSwitch' })
+  .meta({ id: 'KillSwitch', examples: [EXAMPLES.killSwitch] })
 export type KillSwitchState = z.infer<typeof KillSwitchSchema>
 
 export const KillSwitchEngagedSchema = KillSwitchSchema.extend({
   terminated: z.int().describe('workers terminated by this request'),
   manifests_voided: z.int(),
-}).meta({ id: 'KillSwitchEngaged' })
+}).meta({ id: 'KillSwitchEngaged', examples: [EXAMPLES.killSwitchEngaged] })
 
 export const AuditTypeSchema = z.enum([
   'manifest_issued',
@@ -277,7 +292,7 @@ export const AuditTypeSchema = z.enum([
   'kill_switch_disengaged',
   'contract_updated',
   'controller_started',
-])
+]).meta({ id: 'AuditType', examples: ['spawn_approved'] })
 export type AuditType = z.infer<typeof AuditTypeSchema>
 
 export const AuditRecordSchema = z
@@ -289,11 +304,11 @@ export const AuditRecordSchema = z
     worker_id: z.string().nullable(),
     parent_id: z.string().nullable(),
     code: z.string().nullable(),
-    data: z.record(z.string(), z.json()),
+    data: z.record(z.string(), JsonValueSchema),
     prev_hash: HexDigest,
     hash: HexDigest,
   })
-  .meta({ id: 'AuditRecord' })
+  .meta({ id: 'AuditRecord', examples: [EXAMPLES.auditRecord] })
 export type AuditRecord = z.infer<typeof AuditRecordSchema>
 
 export const AuditQuerySchema = z.strictObject({
@@ -306,7 +321,7 @@ export type AuditQuery = z.output<typeof AuditQuerySchema>
 
 export const AuditPageSchema = z
   .strictObject({ items: z.array(AuditRecordSchema), next_after_seq: z.int().nullable() })
-  .meta({ id: 'AuditPage' })
+  .meta({ id: 'AuditPage', examples: [EXAMPLES.auditPage] })
 
 export const AuditVerificationSchema = z
   .strictObject({
@@ -315,7 +330,7 @@ export const AuditVerificationSchema = z
     head_hash: HexDigest.nullable(),
     first_invalid_seq: z.int().nullable(),
   })
-  .meta({ id: 'AuditVerification' })
+  .meta({ id: 'AuditVerification', examples: [EXAMPLES.auditVerification] })
 export type AuditVerification = z.infer<typeof AuditVerificationSchema>
 
 export const ProblemSchema = z
@@ -324,8 +339,8 @@ export const ProblemSchema = z
     title: z.string(),
     status: z.int(),
     detail: z.string().optional(),
-    code: z.string(),
+    code: ErrorCodeSchema,
     instance: z.string().optional(),
     request_id: z.string().optional(),
   })
-  .meta({ id: 'Problem', description: 'RFC 9457 problem details with a stable machine code' })
+  .meta({ id: 'Problem', description: 'RFC 9457 problem details with a stable machine code', examples: [EXAMPLES.problem] })

@@ -14,7 +14,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app
       description: '`worker_id` matches records about the worker or naming it as parent. Page with `after_seq`.',
       security: operatorSecurity,
       querystring: AuditQuerySchema,
-      response: { 200: AuditPageSchema, ...problems(400, 401) },
+      response: { 200: AuditPageSchema.describe('One page of audit records'), ...problems(400, 401) },
     },
     handler: async (request) => {
       const items = warden.store.audit.list(request.query)
@@ -29,7 +29,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app
       tags: ['audit'],
       summary: 'Recompute the hash chain',
       security: operatorSecurity,
-      response: { 200: AuditVerificationSchema, ...problems(401) },
+      response: { 200: AuditVerificationSchema.describe('The verification result; `first_invalid_seq` names the first broken record'), ...problems(401) },
     },
     handler: async () => warden.verifyAudit(),
   })

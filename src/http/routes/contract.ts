@@ -12,7 +12,7 @@ export const contractRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (
       tags: ['contract'],
       summary: 'The current replication contract',
       security: operatorSecurity,
-      response: { 200: ContractSchema, ...problems(401) },
+      response: { 200: ContractSchema.describe('The current contract and its version'), ...problems(401) },
     },
     handler: async () => warden.contracts.view(),
   })
@@ -24,7 +24,7 @@ export const contractRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (
       summary: 'Replace the contract (validated, audited, version + 1)',
       security: operatorSecurity,
       body: ContractInputSchema,
-      response: { 200: ContractSchema, ...problems(400, 401, 413, 415) },
+      response: { 200: ContractSchema.describe('The new contract, version + 1'), ...problems(400, 401, 413, 415) },
     },
     handler: async (request) => warden.contracts.replace(request.body),
   })

@@ -8,7 +8,13 @@ export const killSwitchRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async
   const tags = ['kill-switch']
 
   app.get('/v1/kill-switch', {
-    schema: { operationId: 'getKillSwitch', tags, security: operatorSecurity, response: { 200: KillSwitchSchema, ...problems(401) } },
+    schema: {
+      operationId: 'getKillSwitch',
+      tags,
+      summary: 'Whether the kill switch is engaged, since when and why',
+      security: operatorSecurity,
+      response: { 200: KillSwitchSchema.describe('The kill switch state'), ...problems(401) },
+    },
     handler: async () => warden.lifecycle.killSwitchState(),
   })
 
@@ -20,13 +26,19 @@ export const killSwitchRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async
       description: 'The body is optional. Engaging twice is harmless (terminated is then 0).',
       security: operatorSecurity,
       body: OptionalReasonBodySchema.optional(),
-      response: { 200: KillSwitchEngagedSchema, ...problems(400, 401, 413, 415) },
+      response: { 200: KillSwitchEngagedSchema.describe('Engaged; `terminated` counts the workers this request ended'), ...problems(400, 401, 413, 415) },
     },
     handler: async (request) => warden.lifecycle.engageKillSwitch(request.body?.reason),
   })
 
   app.delete('/v1/kill-switch', {
-    schema: { operationId: 'disengageKillSwitch', tags, security: operatorSecurity, response: { 200: KillSwitchSchema, ...problems(401) } },
+    schema: {
+      operationId: 'disengageKillSwitch',
+      tags,
+      summary: 'Disengage: admission resumes; terminated workers stay terminated',
+      security: operatorSecurity,
+      response: { 200: KillSwitchSchema.describe('Disengaged'), ...problems(401) },
+    },
     handler: async () => warden.lifecycle.disengageKillSwitch(),
   })
 }

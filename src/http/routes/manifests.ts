@@ -13,7 +13,7 @@ export const manifestRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (
       description: 'The body is optional; an empty one uses the contract default resources and an empty state snapshot.',
       security: operatorSecurity,
       body: RootManifestRequestSchema.optional(),
-      response: { 201: ManifestSchema, ...problems(400, 401, 403, 413, 415) },
+      response: { 201: ManifestSchema.describe('The signed root manifest; register it within manifest_ttl_seconds'), ...problems(400, 401, 403, 413, 415) },
     },
     handler: async (request, reply) => reply.code(201).send(warden.admission.issueRoot(request.body ?? {})),
   })

@@ -1,6 +1,7 @@
 // Health, readiness and metrics: open, for probes and scrapers.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { ProblemSchema } from '../../schemas/index.js'
 import { isMigrated, type Db } from '../../store/db.js'
 import type { StorageHealth } from '../../store/storage.js'
 import type { Metrics } from '../metrics.js'
@@ -8,7 +9,7 @@ import { sendProblem } from '../plugins/errors.js'
 
 export const systemRoutes: FastifyPluginAsyncZod<{ db: Db; health: StorageHealth; metrics: Metrics }> = async (app, { db, health, metrics }) => {
   app.get('/healthz', {
-    schema: { operationId: 'health', tags: ['system'], summary: 'Process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
+    schema: { operationId: 'health', tags: ['system'], summary: 'Process is up', response: { 200: z.object({ status: z.literal('ok') }).describe('The process is up') } },
     handler: async () => ({ status: 'ok' as const }),
   })
 
@@ -18,7 +19,10 @@ export const systemRoutes: FastifyPluginAsyncZod<{ db: Db; health: StorageHealth
       tags: ['system'],
       summary: 'Database open, migrated and writable',
       description: 'Answers 503 `storage_unavailable` while writes to the database fail (e.g. a full disk).',
-      response: { 200: z.object({ status: z.literal('ready') }) },
+      response: {
+        200: z.object({ status: z.literal('ready') }).describe('The database is open, migrated and writable'),
+        503: ProblemSchema.describe('Database closed or not migrated (`service_unavailable`), or writes failing (`storage_unavailable`)'),
+      },
     },
     handler: async (request, reply) => {
       if (!db.open || !isMigrated(db)) return sendProblem(reply, request, 'service_unavailable', 'database is not open or not migrated')
@@ -28,7 +32,10 @@ export const systemRoutes: FastifyPluginAsyncZod<{ db: Db; health: StorageHealth
   })
 
   app.get('/metrics', {
-    schema: { operationId: 'metrics', tags: ['system'], summary: 'Prometheus text format', produces: ['text/plain'] },
+    schema: { operationId: 'metrics', tags: ['system'], summary: 'Prometheus text format',
+      produces: ['text/plain'],
+      response: { 200: { description: 'Metrics in the Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } } },
+    },
     handler: async (_request, reply) => {
       reply.type(metrics.registry.contentType)
       return metrics.registry.metrics()

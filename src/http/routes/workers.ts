@@ -36,7 +36,7 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       tags,
       summary: 'Register with a signed manifest (the manifest is the credential)',
       body: ManifestSchema,
-      response: { 201: RegistrationResponseSchema, ...problems(400, 403, 409, 413, 415, 429) },
+      response: { 201: RegistrationResponseSchema.describe('Registered: the worker view and its lease token (shown once)'), ...problems(400, 403, 409, 413, 415, 429) },
     },
     handler: async (request, reply) => reply.code(201).send(warden.admission.register(request.body)),
   })
@@ -50,7 +50,7 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       security: workerSecurity,
       params: WorkerParamsSchema,
       body: HeartbeatRequestSchema.optional(),
-      response: { 200: HeartbeatResponseSchema, ...problems(400, 401, 404, 410, 413, 415) },
+      response: { 200: HeartbeatResponseSchema.describe('Lease renewed; `directive` says what to do'), ...problems(400, 401, 404, 410, 413, 415) },
     },
     onResponse: async (_request, reply) => {
       if (reply.statusCode === 410) metrics.heartbeat('terminate')
@@ -71,7 +71,7 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       security: workerSecurity,
       params: WorkerParamsSchema,
       body: SpawnRequestSchema,
-      response: { 201: ManifestSchema, ...problems(400, 401, 403, 404, 410, 413, 415, 429) },
+      response: { 201: ManifestSchema.describe('Approved: the signed child manifest'), ...problems(400, 401, 403, 404, 410, 413, 415, 429) },
     },
     handler: async (request, reply) => reply.code(201).send(warden.admission.spawn(request.worker!, request.body)),
   })
@@ -85,7 +85,7 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       security: workerSecurity,
       params: WorkerParamsSchema,
       querystring: z.strictObject({ reason: z.string().trim().min(1).max(LIMITS.reasonChars).optional() }),
-      response: { 200: WorkerViewSchema, ...problems(400, 401, 404) },
+      response: { 200: WorkerViewSchema.describe('The worker, deregistered'), ...problems(400, 401, 404) },
     },
     handler: async (request) => warden.lifecycle.deregister(request.params.id, request.query.reason),
   })
@@ -104,7 +104,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       summary: 'List workers in registration order',
       security,
       querystring: WorkerListQuerySchema,
-      response: { 200: WorkerListSchema, ...problems(400, 401) },
+      response: { 200: WorkerListSchema.describe('One page of workers; pass `next_cursor` as `cursor` for the next'), ...problems(400, 401) },
     },
     handler: async (request) => {
       const { cursor, ...filter } = request.query
@@ -118,9 +118,10 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
     schema: {
       operationId: 'getWorker',
       tags,
+      summary: 'One worker: manifest fields, status, reason, timestamps, children count',
       security,
       params: WorkerParamsSchema,
-      response: { 200: WorkerViewSchema, ...problems(400, 401, 404) },
+      response: { 200: WorkerViewSchema.describe('The worker'), ...problems(400, 401, 404) },
     },
     handler: async (request) => warden.lifecycle.view(warden.lifecycle.requireWorker(request.params.id)),
   })
@@ -132,7 +133,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       summary: `Ancestors (root first) and up to ${LINEAGE_LIMIT} descendants`,
       security,
       params: WorkerParamsSchema,
-      response: { 200: LineageSchema, ...problems(400, 401, 404) },
+      response: { 200: LineageSchema.describe('Ancestors and descendants'), ...problems(400, 401, 404) },
     },
     handler: async (request) => {
       const row = warden.lifecycle.requireWorker(request.params.id)
@@ -154,7 +155,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       security,
       params: WorkerParamsSchema,
       body: ReasonBodySchema,
-      response: { 200: WorkerViewSchema, ...problems(400, 401, 404, 410, 413, 415) },
+      response: { 200: WorkerViewSchema.describe('The worker, quarantined'), ...problems(400, 401, 404, 410, 413, 415) },
     },
     handler: async (request) => warden.lifecycle.quarantine(request.params.id, request.body.reason),
   })
@@ -166,7 +167,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       summary: 'Release from quarantine',
       security,
       params: WorkerParamsSchema,
-      response: { 200: WorkerViewSchema, ...problems(400, 401, 404, 410) },
+      response: { 200: WorkerViewSchema.describe('The worker, active again'), ...problems(400, 401, 404, 410) },
     },
     handler: async (request) => warden.lifecycle.release(request.params.id),
   })
@@ -179,7 +180,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       security,
       params: WorkerParamsSchema,
       body: KillRequestSchema.optional(),
-      response: { 200: KillResultSchema, ...problems(400, 401, 404, 413, 415) },
+      response: { 200: KillResultSchema.describe('The worker, killed, and every worker this request ended'), ...problems(400, 401, 404, 413, 415) },
     },
     handler: async (request) => {
       const body = request.body ?? { cascade: true }
