@@ -453,20 +453,26 @@ async function sweepStale(host: CgroupHost, top: string, own: string, log: Drive
   }
 }
 
+let instances = 0
+
+/** "<pid>-<start time>-<n>": a reused pid is not mistaken for a live controller; n tells apart
+ * two drivers of one process (tests). */
 function controllerName(pid: number): string {
-  return `${pid}-${startTime(pid) ?? 0}`
+  return `${pid}-${startTime(pid) ?? 0}-${instances++}`
 }
 
-/** The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat). */
+/** The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat); null once
+ * it is gone or a zombie (a SIGKILLed controller not yet reaped by its parent is dead). */
 function startTime(pid: number): string | null {
   const stat = readText(`/proc/${pid}/stat`)
   if (stat === null) return null
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  if (fields[0] === 'Z' || fields[0] === 'X') return null
   return fields[19] ?? null
 }
 
 function isAlive(controller: string): boolean {
-  const match = /^(\d+)-(\d+)$/.exec(controller)
+  const match = /^(\d+)-(\d+)-\d+$/.exec(controller)
   if (!match) return false
   return startTime(Number(match[1])) === match[2]
 }
