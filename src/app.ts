@@ -28,6 +28,20 @@ export interface AppOptions {
   logger?: FastifyBaseLogger
   /** Registrations per minute per client address; 0 or undefined: no limit. */
   registerRateLimit?: number
+  /** Socket limits; Node's defaults when omitted (tests using inject need none). */
+  server?: ServerLimits
+}
+
+/** How long a client may take and how many sockets it may hold (SPEC §7: slow sockets cannot hold resources). */
+export interface ServerLimits {
+  /** From connection to the end of the request headers. */
+  headersTimeoutMs: number
+  /** From connection to the end of the whole request, body included. */
+  requestTimeoutMs: number
+  /** An idle keep-alive socket between requests. */
+  keepAliveTimeoutMs: number
+  /** Open sockets; beyond it new ones are closed at once. */
+  maxConnections: number
 }
 
 export const REDACT = ['req.headers.authorization', 'lease_token', '*.lease_token', 'operatorToken', 'signingKey']
@@ -56,6 +70,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: LIMITS.bodyBytes,
+    ...(options.server
+      ? {
+          requestTimeout: options.server.requestTimeoutMs,
+          keepAliveTimeout: options.server.keepAliveTimeoutMs,
+          http: {
+            headersTimeout: Math.min(options.server.headersTimeoutMs, options.server.requestTimeoutMs),
+            // Node checks both timeouts on this interval (30 s by default): a slow socket lived that much longer.
+            connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(options.server.headersTimeoutMs / 4))),
+          },
+        }
+      : {}),
     genReqId: () => randomUUID(),
     requestIdHeader: false,
     routerOptions: { maxParamLength: 128 },
@@ -93,6 +118,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (tooDeep !== null) return done(invalidBody(`${tooDeep} is nested deeper than ${LIMITS.jsonDepth} levels`), undefined)
     done(null, value)
   })
+
+  if (options.server) app.server.maxConnections = options.server.maxConnections
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)

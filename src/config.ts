@@ -21,6 +21,11 @@ const ConfigSchema = z.object({
   WARDEN_REGISTER_RATE_LIMIT: z.coerce.number().int().min(0).default(6000),
   /** Disk space (MiB) held in a ballast file beside the database, released so the kill switch and kills commit on a full disk. */
   WARDEN_DISK_RESERVE_MB: z.coerce.number().int().min(0).max(4096).default(32),
+  /** Socket limits (SPEC §7): slow or idle clients cannot hold sockets indefinitely. */
+  WARDEN_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(10_000),
+  WARDEN_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  WARDEN_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
+  WARDEN_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(8192),
   WARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 

@@ -57,6 +57,12 @@ export async function start(config: Config) {
     metrics,
     logger,
     registerRateLimit: config.WARDEN_REGISTER_RATE_LIMIT,
+    server: {
+      headersTimeoutMs: config.WARDEN_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: config.WARDEN_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: config.WARDEN_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: config.WARDEN_MAX_CONNECTIONS,
+    },
   })
 
   // Background tasks never end the process: a failing tick is logged and simply runs again on
