@@ -13,6 +13,8 @@ import { errorsPlugin, RequestValidationError, sendProblem } from './http/plugin
 import { swaggerPlugin } from './http/plugins/swagger.js'
 import { auditRoutes } from './http/routes/audit.js'
 import { contractRoutes } from './http/routes/contract.js'
+import { createEventHub, type EventHub, type EventHubOptions } from './events/hub.js'
+import { eventRoutes } from './http/routes/events.js'
 import { killSwitchRoutes } from './http/routes/kill-switch.js'
 import { manifestRoutes } from './http/routes/manifests.js'
 import { systemRoutes } from './http/routes/system.js'
@@ -28,6 +30,8 @@ export interface AppOptions {
   logger?: FastifyBaseLogger
   /** Registrations per minute per client address; 0 or undefined: no limit. */
   registerRateLimit?: number
+  /** The event stream's keep-alive interval and stall limit (tests shorten them). */
+  events?: Omit<EventHubOptions, 'source'>
   /** Socket limits; Node's defaults when omitted (tests using inject need none). */
   server?: ServerLimits
 }
@@ -42,6 +46,13 @@ export interface ServerLimits {
   keepAliveTimeoutMs: number
   /** Open sockets; beyond it new ones are closed at once. */
   maxConnections: number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The audit event stream's fan-out (its stats feed benchmarks and tests). */
+    events: EventHub
+  }
 }
 
 export const REDACT = ['req.headers.authorization', 'lease_token', '*.lease_token', 'operatorToken', 'signingKey']
@@ -151,5 +162,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(workerAdminRoutes, { warden })
   await app.register(killSwitchRoutes, { warden })
   await app.register(auditRoutes, { warden })
+
+  const { audit } = warden.store
+  const hub = createEventHub({
+    ...options.events,
+    source: {
+      after: audit.after,
+      headSeq: () => audit.head().seq,
+      onCommitted: (listener) => warden.store.onAuditCommitted(listener),
+    },
+  })
+  // Streams never end by themselves: end them first so close() is not held open.
+  app.addHook('preClose', async () => hub.close())
+  app.decorate('events', hub)
+  await app.register(eventRoutes, { hub })
   return app
 }

@@ -319,6 +319,19 @@ export const AuditQuerySchema = z.strictObject({
 })
 export type AuditQuery = z.output<typeof AuditQuerySchema>
 
+/** GET /v1/events: `type` may repeat; Last-Event-ID (a header) wins over `after_seq`. */
+export const EventsQuerySchema = z.strictObject({
+  type: z
+    .union([AuditTypeSchema, z.array(AuditTypeSchema).max(AuditTypeSchema.options.length)])
+    .optional()
+    .describe('only records of these types; repeat the parameter for several'),
+  worker_id: WorkerIdSchema.optional().describe('only records about this worker or naming it as parent'),
+  after_seq: QueryInt(0)
+    .optional()
+    .describe('start after this seq (default: from now); the Last-Event-ID header takes precedence'),
+})
+export type EventsQuery = z.output<typeof EventsQuerySchema>
+
 export const AuditPageSchema = z
   .strictObject({ items: z.array(AuditRecordSchema), next_after_seq: z.int().nullable() })
   .meta({ id: 'AuditPage', examples: [EXAMPLES.auditPage] })

@@ -25,6 +25,7 @@ export function createAuditRepository(db: Db, onAppend: (entry: AuditEntry) => v
     INSERT INTO audit (seq, at, type, actor, worker_id, parent_id, code, data, prev_hash, hash)
     VALUES (@seq, @at, @type, @actor, @worker_id, @parent_id, @code, @data, @prev_hash, @hash)`)
   const all = db.prepare<[], AuditRow>(`SELECT * FROM audit ORDER BY seq`)
+  const after = db.prepare<[number, number], AuditRow>(`SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`)
 
   return {
     /** Must run inside the transaction of the change it records. */
@@ -53,6 +54,10 @@ export function createAuditRepository(db: Db, onAppend: (entry: AuditEntry) => v
       if (query.worker_id !== undefined) where.push('(worker_id = @worker_id OR parent_id = @worker_id)')
       const sql = `SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`
       return db.prepare<[AuditQuery], AuditRow>(sql).all(query).map(fromRow)
+    },
+    /** Up to `limit` records after `seq`, in order: the event stream's slices. */
+    after(seq: number, limit: number): AuditRecord[] {
+      return after.all(seq, limit).map(fromRow)
     },
     /** The newest record as the last append left it: `seq` 0 before the first one. */
     head(): { seq: number; hash: string } {

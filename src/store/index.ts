@@ -44,11 +44,39 @@ export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void, optio
     }
   }
 
+  const headListeners = new Set<(seq: number) => void>()
+  let headNotice = false
+  const noticeHead = () => {
+    headNotice = false
+    const seq = audit.head().seq
+    for (const listener of headListeners) listener(seq)
+  }
+  const audit = createAuditRepository(db, (entry) => {
+    onAudit?.(entry)
+    // One notice per transaction, after it commits (the first append queues it).
+    if (headListeners.size > 0 && !headNotice) {
+      headNotice = true
+      deferUntilCommit(noticeHead)
+    }
+  })
+  const deferUntilCommit = (callback: () => void) => {
+    if (afterCommit === null) callback()
+    else afterCommit.push(callback)
+  }
   return {
     db,
     workers: createWorkerRepository(db),
     manifests: createManifestRepository(db),
-    audit: createAuditRepository(db, onAudit),
+    audit,
+    /**
+     * Calls `listener` with the audit head's seq after each committed transaction that appended
+     * audit records: a synchronous notice, no I/O; listeners read the records themselves.
+     * Returns the unsubscribe function.
+     */
+    onAuditCommitted(listener: (seq: number) => void): () => void {
+      headListeners.add(listener)
+      return () => headListeners.delete(listener)
+    },
     killSwitch: createKillSwitchRepository(db),
     controllerState: createControllerStateRepository(db),
     contracts: createContractRepository(db),
@@ -67,16 +95,14 @@ export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void, optio
           return db.transaction(fn).immediate()
         } finally {
           afterCommit = null
+          headNotice = false // a rolled-back transaction (or a failed attempt) leaves no notice pending
         }
       }, options.critical)
       for (const callback of queue) callback()
       return result
     },
     /** Defers in-memory effects of a write until its transaction commits. */
-    afterCommit(callback: () => void): void {
-      if (afterCommit === null) callback()
-      else afterCommit.push(callback)
-    },
+    afterCommit: deferUntilCommit,
     /**
      * A transaction whose loss in a crash is harmless (lease renewals, the reaper's tick time):
      * committed without waiting for the disk, as SPEC §2.10 allows for heartbeats.

@@ -15,6 +15,7 @@ import {
   jsonBody,
   routeKey,
   SPEC_ROUTES,
+  STREAM_AND_CONSOLE_ROUTES,
   urlOf,
   type RouteKey,
   type SpecRoute,
@@ -137,7 +138,7 @@ describe('the route table under test', () => {
     const { app, close } = await createTestApp()
     try {
       const served = servedRoutes(app.printRoutes({ commonPrefix: false }))
-      expect(served).toEqual(SPEC_ROUTES.map(routeKey).sort())
+      expect(served).toEqual([...SPEC_ROUTES, ...STREAM_AND_CONSOLE_ROUTES].map(routeKey).sort())
     } finally {
       close()
     }

@@ -33,6 +33,12 @@ export const SPEC_ROUTES = [
   { method: 'GET', path: '/v1/audit/verify', auth: 'op' },
 ] as const satisfies ReadonlyArray<{ method: Method; path: string; auth: Auth }>
 
+/**
+ * Routes of SPEC §6 that the §3 table does not list and that inject cannot drive like the others
+ * (an endless stream, static console files): tested by test/e2e/events.test.ts and test/browser/.
+ */
+export const STREAM_AND_CONSOLE_ROUTES = [{ method: 'GET', path: '/v1/events', auth: 'op' }] as const
+
 export type SpecRoute = (typeof SPEC_ROUTES)[number]
 /** "METHOD /path" of each row, exactly (not every method with every path). */
 export type RouteKey = SpecRoute extends infer R ? (R extends { method: infer M extends string; path: infer P extends string } ? `${M} ${P}` : never) : never

@@ -1,0 +1,209 @@
+// SPEC §6: the audit log as server-sent events. A decision's transaction only leaves a notice
+// ("the head moved"); the hub then reads the durable log after each subscriber's own cursor in
+// small slices and writes it. One read serves every subscriber, nothing is buffered here that the
+// log does not already hold, and a subscriber's cursor is the only thing a resume needs.
+import type { AuditRecord } from '../schemas/index.js'
+
+/** Where a subscriber's bytes go: an http.ServerResponse fits. */
+export interface EventSink {
+  /** False when the stream's buffer is full: write no more until 'drain'. */
+  write(chunk: string): boolean
+  end(): unknown
+  destroy(): unknown
+  once(event: 'close' | 'drain', listener: () => void): unknown
+  removeListener(event: 'drain', listener: () => void): unknown
+}
+
+export interface EventFilter {
+  /** Only these record types; null: all. */
+  types: ReadonlySet<string> | null
+  /** Only records about this worker or naming it as parent; null: all. */
+  workerId: string | null
+}
+
+export interface AuditEventSource {
+  /** Records with seq > `afterSeq`, in order, at most `limit`. */
+  after(afterSeq: number, limit: number): AuditRecord[]
+  headSeq(): number
+  /** Calls `listener` after each commit that appended records; returns the unsubscribe. */
+  onCommitted(listener: () => void): () => void
+}
+
+export interface EventHubOptions {
+  source: AuditEventSource
+  /** A comment line goes to every subscriber this often (SPEC: at least every 15 s). */
+  keepAliveMs?: number
+  /**
+   * A subscriber whose buffer stays full this long (it reads nothing) is sent `overflow` and
+   * disconnected.
+   */
+  stallMs?: number
+  /** Records read per slice; the next slice waits for the event loop's next turn. */
+  sliceSize?: number
+  /** How long a dropped subscriber may take to read its backlog before its socket is destroyed. */
+  dropGraceMs?: number
+}
+
+export const DEFAULT_KEEP_ALIVE_MS = 15_000
+export const DEFAULT_STALL_MS = 10_000
+const DEFAULT_SLICE = 256
+const DEFAULT_DROP_GRACE_MS = 10_000
+/** Sent to browsers' EventSource: how long to wait before reconnecting. */
+const RETRY_MS = 2_000
+
+interface Subscriber {
+  /** The last seq this subscriber has been given (or skipped as filtered out). */
+  cursor: number
+  filter: EventFilter
+  sink: EventSink
+  open: boolean
+  /** Its buffer is full: nothing more is written (its cursor stays) until it drains. */
+  blocked: boolean
+  stall: NodeJS.Timeout | null
+  onDrain: () => void
+}
+
+export function formatEvent(record: AuditRecord): string {
+  // JSON.stringify never emits a raw newline, so one data: line carries the record.
+  return `id: ${record.seq}\nevent: ${record.type}\ndata: ${JSON.stringify(record)}\n\n`
+}
+
+function matches(filter: EventFilter, record: AuditRecord): boolean {
+  if (filter.types !== null && !filter.types.has(record.type)) return false
+  if (filter.workerId !== null && record.worker_id !== filter.workerId && record.parent_id !== filter.workerId) return false
+  return true
+}
+
+export function createEventHub(options: EventHubOptions) {
+  const { source } = options
+  const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS
+  const stallMs = options.stallMs ?? DEFAULT_STALL_MS
+  const sliceSize = options.sliceSize ?? DEFAULT_SLICE
+  const dropGraceMs = options.dropGraceMs ?? DEFAULT_DROP_GRACE_MS
+  const subscribers = new Set<Subscriber>()
+  let scheduled: NodeJS.Immediate | null = null
+  let closed = false
+  let delivered = 0
+  let overflows = 0
+
+  const drop = (sub: Subscriber) => {
+    if (!sub.open) return
+    sub.open = false
+    subscribers.delete(sub)
+    if (sub.stall !== null) clearTimeout(sub.stall)
+    sub.sink.removeListener('drain', sub.onDrain)
+    sub.sink.end()
+    // A reader that never reads would hold its backlog forever: cut it after a grace period.
+    const cut = setTimeout(() => sub.sink.destroy(), dropGraceMs)
+    cut.unref()
+    sub.sink.once('close', () => clearTimeout(cut))
+  }
+
+  const overflow = (sub: Subscriber) => {
+    overflows++
+    const data = JSON.stringify({
+      resume_after_seq: sub.cursor,
+      detail: `this subscriber read nothing for ${stallMs} ms and fell behind; reconnect with Last-Event-ID: ${sub.cursor} (or ?after_seq=${sub.cursor}) to continue with nothing lost`,
+    })
+    // The id makes an EventSource's automatic reconnect resume exactly here.
+    sub.sink.write(`id: ${sub.cursor}\nevent: overflow\ndata: ${data}\n\n`)
+    drop(sub)
+  }
+
+  /**
+   * Writes; when the stream's buffer is full, the subscriber is blocked until it drains, and sent
+   * `overflow` if it does not drain within stallMs. The buffer stays bounded by the stream's
+   * high-water mark plus one frame: what a slow reader has not had yet stays in the log.
+   */
+  const send = (sub: Subscriber, chunk: string) => {
+    if (sub.sink.write(chunk)) return
+    sub.blocked = true
+    sub.sink.once('drain', sub.onDrain)
+    sub.stall = setTimeout(() => overflow(sub), stallMs)
+    sub.stall.unref()
+  }
+
+  const pump = () => {
+    scheduled = null
+    if (closed || subscribers.size === 0) return
+    let from = Infinity
+    for (const sub of subscribers) if (!sub.blocked) from = Math.min(from, sub.cursor)
+    if (from === Infinity) return
+    const records = source.after(from, sliceSize)
+    for (const record of records) {
+      let frame: string | null = null
+      for (const sub of subscribers) {
+        if (sub.blocked || sub.cursor >= record.seq) continue
+        sub.cursor = record.seq
+        if (!matches(sub.filter, record)) continue
+        frame ??= formatEvent(record)
+        send(sub, frame)
+        delivered++
+      }
+    }
+    // A full slice may have more behind it: continue on the next turn, not in this one.
+    if (records.length === sliceSize) schedule()
+  }
+
+  function schedule() {
+    if (scheduled === null && !closed) scheduled = setImmediate(pump)
+  }
+
+  const stopNotices = source.onCommitted(schedule)
+
+  const keepAlive = setInterval(() => {
+    for (const sub of subscribers) if (!sub.blocked) send(sub, `: keep-alive ${new Date().toISOString()}\n\n`)
+  }, keepAliveMs)
+  keepAlive.unref()
+
+  return {
+    /**
+     * Starts streaming to `sink` the records after `afterSeq` (the head when null: from now).
+     * The caller has already written the response head.
+     */
+    subscribe(sink: EventSink, filter: EventFilter, afterSeq: number | null): { cursor: number; close(): void } {
+      const cursor = afterSeq ?? source.headSeq()
+      const sub: Subscriber = {
+        cursor,
+        filter,
+        sink,
+        open: true,
+        blocked: false,
+        stall: null,
+        onDrain: () => {
+          if (sub.stall !== null) clearTimeout(sub.stall)
+          sub.stall = null
+          sub.blocked = false
+          schedule()
+        },
+      }
+      if (closed) {
+        sink.end()
+        return { cursor, close: () => {} }
+      }
+      subscribers.add(sub)
+      sink.once('close', () => {
+        sub.open = false
+        subscribers.delete(sub)
+        if (sub.stall !== null) clearTimeout(sub.stall)
+      })
+      send(sub, `retry: ${RETRY_MS}\n: warden audit events after seq ${cursor}\n\n`)
+      schedule()
+      return { cursor, close: () => drop(sub) }
+    },
+    get size(): number {
+      return subscribers.size
+    },
+    stats: () => ({ subscribers: subscribers.size, delivered, overflows }),
+    /** Ends every stream (on shutdown, so the server can close). */
+    close(): void {
+      closed = true
+      stopNotices()
+      clearInterval(keepAlive)
+      if (scheduled !== null) clearImmediate(scheduled)
+      for (const sub of [...subscribers]) drop(sub)
+    },
+  }
+}
+
+export type EventHub = ReturnType<typeof createEventHub>
