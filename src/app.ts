@@ -142,11 +142,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   metrics.observeState({
     workersByStatus: () => warden.store.workers.countByStatus(),
-    killSwitchEngaged: () => warden.store.killSwitch.get().engaged === 1,
+    killSwitchEngaged: () => warden.killSwitch.engaged(),
   })
 
   await app.register(errorsPlugin)
-  await app.register(authPlugin, { operatorToken: options.operatorToken, lifecycle: warden.lifecycle })
+  await app.register(authPlugin, { operatorToken: options.operatorToken, authentication: warden.authentication })
   await app.register(swaggerPlugin, { version: pkg.version })
   await app.register(systemRoutes, { db: warden.store.db, health: warden.store.health, metrics })
   await app.register(contractRoutes, { warden })

@@ -48,7 +48,7 @@ export async function start(config: Config) {
     signer: createSigner(secrets.signingKey),
     contract: config.WARDEN_CONTRACT === undefined ? undefined : readContractFile(config.WARDEN_CONTRACT),
   })
-  const resumed = warden.reaper.resume({ pid: process.pid })
+  const resumed = warden.liveness.resume({ pid: process.pid })
   logger.info({ ...resumed, contract_version: warden.contracts.current().version }, 'controller started')
 
   const app = await buildApp({
@@ -71,7 +71,7 @@ export async function start(config: Config) {
   const reaper = setInterval(() => {
     const started = performance.now()
     try {
-      const result = warden.reaper.tick()
+      const result = warden.liveness.tick()
       metrics.reaperTick((performance.now() - started) / 1000, result)
       if (result.reaped + result.expired + result.manifests_expired > 0) app.log.info(result, 'reaper tick')
       failures.recovered('reaper tick')
@@ -87,7 +87,7 @@ export async function start(config: Config) {
   const flushSlice = () => {
     let written: number
     try {
-      written = warden.reaper.flushLeases(LEASE_FLUSH_SLICE)
+      written = warden.liveness.flushLeases(LEASE_FLUSH_SLICE)
       failures.recovered('lease flush')
     } catch (error) {
       failures.failed('lease flush', error)
@@ -116,7 +116,7 @@ export async function start(config: Config) {
     setTimeout(() => app.server.closeAllConnections(), DRAIN_CUTOFF_MS).unref()
     await app.close()
     try {
-      warden.reaper.flushAllLeases()
+      warden.liveness.flushAllLeases()
     } catch (error) {
       // Lost renewals are covered by the restart rule of SPEC §2.7.
       app.log.error({ err: error }, 'lease renewals could not be written before closing')

@@ -10,7 +10,7 @@ import type { CompiledContract } from './contract.js'
 import { DomainError, type ErrorCode, type ProblemExtras } from './errors.js'
 import { exceeds } from './resources.js'
 import type { StopVerdict } from './stop-conditions.js'
-import { isLive, terminatedError } from './lifecycle.js'
+import { isLive, terminatedError } from './transitions.js'
 import { tokenMatches } from './tokens.js'
 
 export type AdmissionStage = 'issue' | 'spawn' | 'register'

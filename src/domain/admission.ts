@@ -11,13 +11,13 @@ import { iso } from './clock.js'
 import { contractView, heartbeatIntervalSeconds, type CompiledContract } from './contract.js'
 import { operatorActor, workerActor, type DomainDeps } from './context.js'
 import { DomainError } from './errors.js'
-import type { Lifecycle } from './lifecycle.js'
+import type { Transitions } from './transitions.js'
 import { within } from './resources.js'
 import { evaluateConditions } from './stop-conditions.js'
 import { generateToken, hashToken, newWorkerId } from './tokens.js'
 import { workerSummary } from './views.js'
 
-export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
+export function createAdmission(deps: DomainDeps, transitions: Transitions) {
   const { store, clock, signer, contracts, sandbox, leases } = deps
 
   /**
@@ -35,7 +35,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
     const parent = lazy(() => {
       if (parentId === null) return null
       const row = store.workers.get(parentId)
-      return row ? lifecycle.settle(row, now) : null
+      return row ? transitions.settle(row, now) : null
     })
     const issued = lazy(() => (presented ? (store.manifests.get(presented.worker_id) ?? null) : null))
     const signatureProblem = lazy(() => {
@@ -99,7 +99,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
     const actor = parentId === null ? operatorActor : workerActor(parentId)
     const withReason = request.reason ? { reason: request.reason } : {}
 
-    return lifecycle.decide(() => {
+    return transitions.decide(() => {
       const now = clock.now()
       const contract = contracts.current()
       const ctx: AdmissionContext = context(stage, now, contract, parentId, lazy(propose))
@@ -172,7 +172,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
 
     /** SPEC §2.4: only an authentic, unused, unexpired manifest registers, and only once. */
     register(manifest: Manifest): RegistrationResponse {
-      const registered = lifecycle.decide(() => {
+      const registered = transitions.decide(() => {
         const now = clock.now()
         const contract = contracts.current()
         const { signature: _signature, key_id: _keyId, ...fields } = manifest
@@ -227,7 +227,7 @@ export function createAdmission(deps: DomainDeps, lifecycle: Lifecycle) {
           iso(now),
         )
         return {
-          worker: lifecycle.view(row),
+          worker: transitions.view(row),
           lease_token: leaseToken,
           heartbeat_interval_seconds: heartbeatIntervalSeconds(contract),
           heartbeat_timeout_seconds: contract.heartbeat_timeout_seconds,

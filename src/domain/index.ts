@@ -4,8 +4,10 @@ import { createAdmission } from './admission.js'
 import { createContractService } from './contract-service.js'
 import type { DomainDeps } from './context.js'
 import { LeaseBook } from './lease-book.js'
-import { createLifecycle } from './lifecycle.js'
-import { createReaper } from './reaper.js'
+import { createAuthentication } from './authentication.js'
+import { createKillSwitch } from './kill-switch.js'
+import { createLiveness } from './liveness.js'
+import { createTransitions } from './transitions.js'
 import { recordOnlyDriver, type SandboxDriver } from './sandbox.js'
 import type { Signer } from './signing.js'
 import { verifyChain } from './audit-chain.js'
@@ -30,14 +32,14 @@ export function createWarden(options: WardenOptions) {
     sandbox: options.sandbox ?? recordOnlyDriver,
     leases: new LeaseBook(),
   }
-  const lifecycle = createLifecycle(deps)
-  const admission = createAdmission(deps, lifecycle)
-  const reaper = createReaper(deps, lifecycle)
+  const transitions = createTransitions(deps)
   return {
     ...deps,
-    lifecycle,
-    admission,
-    reaper,
+    admission: createAdmission(deps, transitions),
+    transitions,
+    killSwitch: createKillSwitch(deps),
+    liveness: createLiveness(deps, transitions),
+    authentication: createAuthentication(deps),
     verifyAudit: () => verifyChain(options.store.audit.iterate(), options.store.audit.head()),
   }
 }

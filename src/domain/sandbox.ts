@@ -1,5 +1,5 @@
 // Where a worker runs. The durable sandbox record (resources and status from launch to stop)
-// is written by the lifecycle in the same transaction as the worker; a driver then acts on
+// is written by admission in the same transaction as the worker; a driver then acts on
 // the outside world after commit. The default driver only keeps the record.
 import type { Resources } from '../schemas/index.js'
 

@@ -1,7 +1,7 @@
 // Prometheus metrics on a registry of their own (one per app, so tests never share counters).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { AuditEntry } from '../store/index.js'
-import type { TickResult } from '../domain/reaper.js'
+import type { TickResult } from '../domain/liveness.js'
 
 export function createMetrics() {
   const registry = new Registry()

@@ -259,6 +259,7 @@ export const KillRequestSchema = z
 export const KillResultSchema = z
   .strictObject({ worker: WorkerViewSchema, killed: z.array(WorkerIdSchema) })
   .meta({ id: 'KillResult', examples: [EXAMPLES.killResult] })
+export type KillResult = z.infer<typeof KillResultSchema>
 
 export const KillSwitchSchema = z
   .strictObject({
@@ -273,6 +274,7 @@ export const KillSwitchEngagedSchema = KillSwitchSchema.extend({
   terminated: z.int().describe('workers terminated by this request'),
   manifests_voided: z.int(),
 }).meta({ id: 'KillSwitchEngaged', examples: [EXAMPLES.killSwitchEngaged] })
+export type KillSwitchEngaged = z.infer<typeof KillSwitchEngagedSchema>
 
 export const AuditTypeSchema = z.enum([
   'manifest_issued',

@@ -28,17 +28,17 @@ const childManifest = (t: TestWarden, parentId: string) => t.warden.admission.sp
 
 const scenarios: Record<string, Scenario> = {
   'kill_switch_engaged/issue': (t) => {
-    t.warden.lifecycle.engageKillSwitch('drill')
+    t.warden.killSwitch.engage('drill')
     return () => t.warden.admission.issueRoot({})
   },
   'kill_switch_engaged/spawn': (t) => {
     const root = registerRoot(t.warden)
-    t.warden.lifecycle.engageKillSwitch('drill')
+    t.warden.killSwitch.engage('drill')
     return spawnFrom(t, root.id)
   },
   'kill_switch_engaged/register': (t) => {
     const manifest = t.warden.admission.issueRoot({})
-    t.warden.lifecycle.engageKillSwitch('drill')
+    t.warden.killSwitch.engage('drill')
     return () => t.warden.admission.register(manifest)
   },
   'unknown_key/register': (t) => {
@@ -56,13 +56,13 @@ const scenarios: Record<string, Scenario> = {
   },
   'worker_terminated/spawn': (t) => {
     const root = registerRoot(t.warden)
-    t.warden.lifecycle.kill(root.id, { cascade: true })
+    t.warden.transitions.kill(root.id, { cascade: true })
     return spawnFrom(t, root.id)
   },
   'parent_not_active/register': (t) => {
     const root = registerRoot(t.warden)
     const manifest = childManifest(t, root.id)
-    t.warden.lifecycle.kill(root.id, { cascade: false })
+    t.warden.transitions.kill(root.id, { cascade: false })
     return () => t.warden.admission.register(manifest)
   },
   'manifest_expired/register': (t) => {
@@ -72,13 +72,13 @@ const scenarios: Record<string, Scenario> = {
   },
   'parent_quarantined/spawn': (t) => {
     const root = registerRoot(t.warden)
-    t.warden.lifecycle.quarantine(root.id, 'look closer')
+    t.warden.transitions.quarantine(root.id, 'look closer')
     return spawnFrom(t, root.id)
   },
   'parent_quarantined/register': (t) => {
     const root = registerRoot(t.warden)
     const manifest = childManifest(t, root.id)
-    t.warden.lifecycle.quarantine(root.id, 'look closer')
+    t.warden.transitions.quarantine(root.id, 'look closer')
     return () => t.warden.admission.register(manifest)
   },
   'depth_exceeded/spawn': (t) => {

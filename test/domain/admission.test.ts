@@ -36,7 +36,7 @@ describe('quota: live + quarantined + outstanding manifests <= max_replicas', ()
     const { warden } = setup({ max_replicas: 3 })
     registerRoot(warden)
     const b = registerRoot(warden)
-    warden.lifecycle.quarantine(b.id, 'inspect')
+    warden.transitions.quarantine(b.id, 'inspect')
     warden.admission.issueRoot({})
     expect(occupiedSlots(warden)).toBe(3)
 
@@ -280,8 +280,8 @@ describe('stop conditions', () => {
     const roots = [0, 1, 2, 3].map(() => registerRoot(warden))
     // 4 live workers: a fifth 256 MB worker would make 5 × 256 > 1024.
     expect(expectDomainError(() => warden.admission.issueRoot({}), 'stop_condition').extras.condition).toBe('memory')
-    warden.lifecycle.deregister(roots[3]!.id, 'make room')
-    warden.lifecycle.deregister(roots[2]!.id, 'make room')
+    warden.transitions.deregister(roots[3]!.id, 'make room')
+    warden.transitions.deregister(roots[2]!.id, 'make room')
     const child = registerChild(warden, roots[0]!.id)
     expect(expectDomainError(() => spawn(warden, child.id), 'stop_condition').extras.condition).toBe('deep')
   })
@@ -330,22 +330,22 @@ describe('stop conditions', () => {
 describe('kill switch at the door', () => {
   it('issues no root manifest while engaged, and audits the denial', () => {
     const { warden } = setup()
-    warden.lifecycle.engageKillSwitch('drill')
+    warden.killSwitch.engage('drill')
     expectDomainError(() => warden.admission.issueRoot({}), 'kill_switch_engaged')
     expect(tableCount(warden, 'manifests')).toBe(0)
     expect(lastAudit(warden)).toMatchObject({ type: 'manifest_denied', code: 'kill_switch_engaged' })
-    warden.lifecycle.disengageKillSwitch()
+    warden.killSwitch.disengage()
     expect(warden.admission.issueRoot({}).depth).toBe(0)
   })
 
   it('registers no worker while engaged, even from a manifest issued before', () => {
     const { warden } = setup()
     const manifest = warden.admission.issueRoot({})
-    warden.lifecycle.engageKillSwitch('drill')
+    warden.killSwitch.engage('drill')
     expectDomainError(() => warden.admission.register(manifest), 'kill_switch_engaged')
     expect(tableCount(warden, 'workers')).toBe(0)
     expect(lastAudit(warden)).toMatchObject({ type: 'registration_rejected', code: 'kill_switch_engaged' })
-    warden.lifecycle.disengageKillSwitch()
+    warden.killSwitch.disengage()
     // The manifest was voided by the switch: it never registers afterwards either.
     expectDomainError(() => warden.admission.register(manifest), 'manifest_expired')
   })
@@ -354,7 +354,7 @@ describe('kill switch at the door', () => {
     const { warden } = setup()
     const root = registerRoot(warden)
     const parentRow = worker(warden, root.id)
-    warden.lifecycle.engageKillSwitch('drill')
+    warden.killSwitch.engage('drill')
     const manifests = tableCount(warden, 'manifests')
     expectDomainError(() => warden.admission.spawn(parentRow, { reason: 'try' }), 'kill_switch_engaged')
     expect(tableCount(warden, 'manifests')).toBe(manifests)
@@ -366,7 +366,7 @@ describe("the parent's state", () => {
   it('denies a spawn by a quarantined parent with parent_quarantined', () => {
     const { warden } = setup()
     const root = registerRoot(warden)
-    warden.lifecycle.quarantine(root.id, 'inspect')
+    warden.transitions.quarantine(root.id, 'inspect')
     expectDomainError(() => spawn(warden, root.id), 'parent_quarantined')
     expect(lastAudit(warden)).toMatchObject({ type: 'spawn_denied', code: 'parent_quarantined', parent_id: root.id })
     expect(tableCount(warden, 'manifests')).toBe(1)
@@ -376,7 +376,7 @@ describe("the parent's state", () => {
     const { warden } = setup()
     const root = registerRoot(warden)
     const child = spawn(warden, root.id)
-    warden.lifecycle.quarantine(root.id, 'inspect')
+    warden.transitions.quarantine(root.id, 'inspect')
     expectDomainError(() => warden.admission.register(child), 'parent_quarantined')
     expect(warden.store.workers.get(child.worker_id)).toBeUndefined()
   })
@@ -385,7 +385,7 @@ describe("the parent's state", () => {
     const { warden } = setup()
     const root = registerRoot(warden)
     const row = worker(warden, root.id)
-    warden.lifecycle.deregister(root.id, 'bye')
+    warden.transitions.deregister(root.id, 'bye')
     const error = expectDomainError(() => warden.admission.spawn(row, { reason: 'late' }), 'worker_terminated')
     expect(error.extras).toMatchObject({ directive: 'terminate', reason: 'deregistered' })
   })
@@ -405,7 +405,7 @@ describe("the parent's state", () => {
     const root = registerRoot(warden)
     const child = spawn(warden, root.id)
     expect(occupiedSlots(warden)).toBe(2)
-    warden.lifecycle.kill(root.id, { reason: 'stop', cascade: true })
+    warden.transitions.kill(root.id, { reason: 'stop', cascade: true })
     expect(manifestStatus(warden, child.worker_id)).toBe('voided')
     expect(occupiedSlots(warden)).toBe(0)
     expect(auditRecords(warden, 'manifest_expired').find((r) => r.worker_id === child.worker_id)).toMatchObject({
@@ -418,7 +418,7 @@ describe("the parent's state", () => {
     const { warden } = setup()
     const root = registerRoot(warden)
     const child = spawn(warden, root.id)
-    warden.lifecycle.kill(root.id, { reason: 'stop', cascade: false })
+    warden.transitions.kill(root.id, { reason: 'stop', cascade: false })
     // SPEC §3: "parent_not_active (a child manifest whose parent is no longer live cannot register)".
     expectDomainError(() => warden.admission.register(child), 'parent_not_active')
     expect(warden.store.workers.get(child.worker_id)).toBeUndefined()
@@ -593,23 +593,23 @@ describe('admission invariants under random operation sequences (property)', () 
             const target = at(all, op.pick)
             if (!target) break
             attempt(() => {
-              if (op.kind === 'heartbeat') warden.lifecycle.heartbeat(target.worker_id)
-              else if (op.kind === 'deregister') warden.lifecycle.deregister(target.worker_id, 'property')
-              else if (op.kind === 'quarantine') warden.lifecycle.quarantine(target.worker_id, 'property')
-              else warden.lifecycle.release(target.worker_id)
+              if (op.kind === 'heartbeat') warden.liveness.heartbeat(target.worker_id)
+              else if (op.kind === 'deregister') warden.transitions.deregister(target.worker_id, 'property')
+              else if (op.kind === 'quarantine') warden.transitions.quarantine(target.worker_id, 'property')
+              else warden.transitions.release(target.worker_id)
             })
             break
           }
           case 'kill': {
             const target = at(all, op.pick)
-            if (target) attempt(() => warden.lifecycle.kill(target.worker_id, { cascade: op.cascade }))
+            if (target) attempt(() => warden.transitions.kill(target.worker_id, { cascade: op.cascade }))
             break
           }
           case 'advance':
             clock.advance(op.ms)
             break
           case 'tick':
-            warden.reaper.tick()
+            warden.liveness.tick()
             break
           case 'max_replicas':
             // Never below current use: the invariant is then checked against the new limit.

@@ -42,29 +42,29 @@ function realisticSteps(t: TestWarden): Step[] {
     ['register root b', () => void (ids.b = registerRoot(warden).id), [['manifest_issued', null], ['worker_registered', null]]],
     ['issue root d (outstanding)', () => void (stale = warden.admission.issueRoot({})), [['manifest_issued', null]]],
     ['issue over quota', () => void expectDomainError(() => warden.admission.issueRoot({}), 'quota_exceeded'), [['manifest_denied', 'quota_exceeded']]],
-    ['heartbeat a (no decision)', () => void warden.lifecycle.heartbeat(ids.a!), []],
-    ['quarantine b', () => void warden.lifecycle.quarantine(ids.b!, 'inspect'), [['worker_quarantined', null]]],
-    ['release b', () => void warden.lifecycle.release(ids.b!), [['worker_released', null]]],
+    ['heartbeat a (no decision)', () => void warden.liveness.heartbeat(ids.a!), []],
+    ['quarantine b', () => void warden.transitions.quarantine(ids.b!, 'inspect'), [['worker_quarantined', null]]],
+    ['release b', () => void warden.transitions.release(ids.b!), [['worker_released', null]]],
     [
       'let d pass its TTL and tick',
       () => {
         clock.advance(11 * SECOND)
-        warden.lifecycle.heartbeat(ids.a!)
-        warden.lifecycle.heartbeat(ids.b!)
-        warden.lifecycle.heartbeat(ids.c!)
-        warden.reaper.tick()
+        warden.liveness.heartbeat(ids.a!)
+        warden.liveness.heartbeat(ids.b!)
+        warden.liveness.heartbeat(ids.c!)
+        warden.liveness.tick()
       },
       [['manifest_expired', 'manifest_expired']],
     ],
     ['register d too late', () => void expectDomainError(() => warden.admission.register(stale), 'manifest_expired'), [['registration_rejected', 'manifest_expired']]],
-    ['deregister b', () => void warden.lifecycle.deregister(ids.b!, 'finished'), [['worker_deregistered', 'deregistered']]],
-    ['kill c', () => void warden.lifecycle.kill(ids.c!, { reason: 'misbehaving', cascade: true }), [['worker_killed', 'killed']]],
+    ['deregister b', () => void warden.transitions.deregister(ids.b!, 'finished'), [['worker_deregistered', 'deregistered']]],
+    ['kill c', () => void warden.transitions.kill(ids.c!, { reason: 'misbehaving', cascade: true }), [['worker_killed', 'killed']]],
     ['change the contract', () => void updateContract(warden, { max_replicas: 6 }), [['contract_updated', null]]],
     [
       'a goes silent and is reaped',
       () => {
         clock.advance(30 * SECOND)
-        warden.reaper.tick()
+        warden.liveness.tick()
       },
       [['worker_reaped', 'reaped']],
     ],
@@ -74,17 +74,17 @@ function realisticSteps(t: TestWarden): Step[] {
         ids.e = registerRoot(warden).id
         for (let i = 0; i < 3; i++) {
           clock.advance(25 * SECOND)
-          warden.lifecycle.heartbeat(ids.e)
+          warden.liveness.heartbeat(ids.e)
         }
         clock.advance(25 * SECOND)
-        warden.reaper.tick()
+        warden.liveness.tick()
       },
       [['manifest_issued', null], ['worker_registered', null], ['worker_expired', 'expired']],
     ],
     ['register f', () => void (ids.f = registerRoot(warden).id), [['manifest_issued', null], ['worker_registered', null]]],
-    ['engage the kill switch', () => void warden.lifecycle.engageKillSwitch('drill'), [['kill_switch_engaged', 'kill_switch']]],
+    ['engage the kill switch', () => void warden.killSwitch.engage('drill'), [['kill_switch_engaged', 'kill_switch']]],
     ['issue while engaged', () => void expectDomainError(() => warden.admission.issueRoot({}), 'kill_switch_engaged'), [['manifest_denied', 'kill_switch_engaged']]],
-    ['disengage the kill switch', () => void warden.lifecycle.disengageKillSwitch(), [['kill_switch_disengaged', null]]],
+    ['disengage the kill switch', () => void warden.killSwitch.disengage(), [['kill_switch_disengaged', null]]],
   ]
 }
 
@@ -112,7 +112,7 @@ describe('every decision is audited', () => {
     const { warden } = t
     const root = registerRoot(warden)
     const child = registerChild(warden, root.id)
-    warden.lifecycle.kill(child.id, { reason: 'misbehaving', cascade: true })
+    warden.transitions.kill(child.id, { reason: 'misbehaving', cascade: true })
     const approved = auditRecords(warden, 'spawn_approved')[0]!
     expect(approved).toMatchObject({ actor: `worker:${root.id}`, worker_id: child.id, parent_id: root.id, data: { depth: 1, reason: 'test' } })
     expect(auditRecords(warden, 'worker_killed')[0]).toMatchObject({ actor: 'operator', worker_id: child.id, data: { reason: 'misbehaving' } })
@@ -123,7 +123,7 @@ describe('every decision is audited', () => {
     const t = setup()
     const a = registerRoot(t.warden)
     const b = registerRoot(t.warden)
-    t.warden.lifecycle.engageKillSwitch('drill')
+    t.warden.killSwitch.engage('drill')
     const record = auditRecords(t.warden, 'kill_switch_engaged')[0]!
     expect(record.data).toMatchObject({ reason: 'drill', terminated: 2 })
     expect([...(record.data.worker_ids as string[])].sort()).toEqual([a.id, b.id].sort())
@@ -316,15 +316,15 @@ describe('a decision and its audit record share one transaction', () => {
     const head = auditHead(warden)
 
     warden.store.db.exec(`CREATE TRIGGER audit_down BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END`)
-    expect(() => warden.lifecycle.kill(root.id, { reason: 'x', cascade: true })).toThrow(/audit unavailable/)
-    expect(() => warden.lifecycle.quarantine(root.id, 'x')).toThrow(/audit unavailable/)
-    expect(() => warden.lifecycle.deregister(root.id, 'x')).toThrow(/audit unavailable/)
+    expect(() => warden.transitions.kill(root.id, { reason: 'x', cascade: true })).toThrow(/audit unavailable/)
+    expect(() => warden.transitions.quarantine(root.id, 'x')).toThrow(/audit unavailable/)
+    expect(() => warden.transitions.deregister(root.id, 'x')).toThrow(/audit unavailable/)
     expect(() => warden.admission.register(pending)).toThrow(/audit unavailable/)
     expect(() => warden.admission.issueRoot({})).toThrow(/audit unavailable/)
-    expect(() => warden.lifecycle.engageKillSwitch('x')).toThrow(/audit unavailable/)
+    expect(() => warden.killSwitch.engage('x')).toThrow(/audit unavailable/)
     expect(() => updateContract(warden, { max_depth: 1 })).toThrow(/audit unavailable/)
     t.clock.advance(60 * SECOND)
-    expect(() => warden.reaper.tick()).toThrow(/audit unavailable/)
+    expect(() => warden.liveness.tick()).toThrow(/audit unavailable/)
     warden.store.db.exec(`DROP TRIGGER audit_down`)
 
     expect(snapshotState(warden)).toEqual(before)

@@ -123,7 +123,7 @@ describe('registration is once-only and time-bound', () => {
   it('refuses a replay even after the first worker has terminated', () => {
     const { warden } = setup()
     const { id, manifest } = registerRoot(warden)
-    warden.lifecycle.deregister(id, 'done')
+    warden.transitions.deregister(id, 'done')
     expectDomainError(() => warden.admission.register(manifest), 'manifest_already_used')
     expect(worker(warden, id).status).toBe('deregistered')
   })
@@ -185,7 +185,7 @@ describe('keys', () => {
     open.push(db)
     const contract = { ...DEFAULT_CONTRACT, cooldown_seconds: 0 }
     const before = createWarden({ store: createStore(db), clock, signer: createSigner(OLD_KEY), contract })
-    before.reaper.resume()
+    before.liveness.resume()
     const oldManifest = before.admission.issueRoot({})
     expect(oldManifest.key_id).toBe(keyIdFor(OLD_KEY))
 

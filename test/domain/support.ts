@@ -56,7 +56,7 @@ export function auditSince(warden: Warden, seq: number): AuditRecord[] {
 
 export function worker(warden: Warden, id: string): WorkerRow {
   // Heartbeats renew leases in memory; write them back so the row shows what the book holds.
-  warden.reaper.flushAllLeases()
+  warden.liveness.flushAllLeases()
   const row = warden.store.workers.get(id)
   expect(row, `worker ${id} exists`).toBeDefined()
   return row!
@@ -96,23 +96,23 @@ export function wardenPerTest(defaults: Partial<ContractInput> = {}): (overrides
  * expiration_seconds 40 (the expired case heartbeats once, so it is not reaped first).
  */
 export const WAYS_TO_END: ReadonlyArray<[TerminationReason, (t: TestWarden, id: string) => void]> = [
-  ['kill_switch', (t) => void t.warden.lifecycle.engageKillSwitch('drill')],
-  ['killed', (t, id) => void t.warden.lifecycle.kill(id, { reason: 'operator said so', cascade: true })],
+  ['kill_switch', (t) => void t.warden.killSwitch.engage('drill')],
+  ['killed', (t, id) => void t.warden.transitions.kill(id, { reason: 'operator said so', cascade: true })],
   [
     'reaped',
     (t) => {
       t.clock.advance(30 * SECOND)
-      t.warden.reaper.tick()
+      t.warden.liveness.tick()
     },
   ],
   [
     'expired',
     (t, id) => {
       t.clock.advance(25 * SECOND)
-      t.warden.lifecycle.heartbeat(id)
+      t.warden.liveness.heartbeat(id)
       t.clock.advance(15 * SECOND)
-      t.warden.reaper.tick()
+      t.warden.liveness.tick()
     },
   ],
-  ['deregistered', (t, id) => void t.warden.lifecycle.deregister(id, 'done')],
+  ['deregistered', (t, id) => void t.warden.transitions.deregister(id, 'done')],
 ]

@@ -27,12 +27,12 @@ export function createTestWarden(overrides: Partial<ContractInput> = {}, file = 
     signer: createSigner(SIGNING_KEY),
     contract: { ...DEFAULT_CONTRACT, cooldown_seconds: 0, ...overrides },
   })
-  warden.reaper.resume()
+  warden.liveness.resume()
   return {
     warden,
     clock,
     close: () => {
-      warden.reaper.flushAllLeases()
+      warden.liveness.flushAllLeases()
       db.close()
     },
   }

@@ -42,7 +42,7 @@ async function serverLikeApp(options: { registerRateLimit?: number } = {}) {
     signer: createSigner(SIGNING_KEY),
     contract: { ...DEFAULT_CONTRACT, cooldown_seconds: 0 },
   })
-  warden.reaper.resume()
+  warden.liveness.resume()
   const app = await buildApp({ warden, operatorToken: OPERATOR_TOKEN, metrics, ...options })
   await app.ready()
   const handle = {
@@ -346,7 +346,7 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
     const view = await send(t, 'GET', `/v1/workers/${w.id}`, { headers: t.op })
     expect(view.json()).toMatchObject({ lease_expires_at: iso(T0 + 35_000), last_heartbeat_at: iso(T0 + 5_000) })
     // The renewal reaches the database with the next lease flush (SPEC §2.10 allows the lag).
-    t.warden.reaper.flushLeases()
+    t.warden.liveness.flushLeases()
     const row = t.warden.store.workers.get(w.id)!
     expect(row.lease_expires_at).toBe(T0 + 35_000)
     expect(row.last_heartbeat_at).toBe(T0 + 5_000)
@@ -364,7 +364,7 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
   it('answers suspend to a quarantined worker and still renews its lease', async () => {
     const t = await fresh()
     const w = registerRoot(t.warden)
-    t.warden.lifecycle.quarantine(w.id, 'watch')
+    t.warden.transitions.quarantine(w.id, 'watch')
     t.clock.advance(1_000)
     const res = await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token) })
     expect(res.statusCode).toBe(200)
@@ -506,7 +506,7 @@ describe('POST /v1/workers/{id}/spawn', () => {
   it('answers 410 worker_terminated with directive terminate to a spawn by a killed worker', async () => {
     const t = await fresh()
     const root = registerRoot(t.warden)
-    t.warden.lifecycle.kill(root.id, { cascade: true })
+    t.warden.transitions.kill(root.id, { cascade: true })
     const res = await spawnAs(t, root)()
     expect(expectProblem(res, 410, 'worker_terminated')).toMatchObject({ directive: 'terminate', reason: 'killed' })
     expect(count(t, `SELECT count(*) AS n FROM manifests WHERE parent_id = ?`, root.id)).toBe(0)
@@ -580,7 +580,7 @@ describe('quarantine and release', () => {
     expectProblem(await send(t, 'POST', `/v1/workers/${unknown}/quarantine`, { headers: t.op, body: { reason: 'x' } }), 404, 'worker_not_found')
     expectProblem(await send(t, 'DELETE', `/v1/workers/${unknown}/quarantine`, { headers: t.op }), 404, 'worker_not_found')
     const w = registerRoot(t.warden)
-    t.warden.lifecycle.kill(w.id, { cascade: true })
+    t.warden.transitions.kill(w.id, { cascade: true })
     expectProblem(await send(t, 'POST', `/v1/workers/${w.id}/quarantine`, { headers: t.op, body: { reason: 'x' } }), 410, 'worker_terminated')
     expect(t.warden.store.workers.get(w.id)!.status).toBe('killed')
   })
@@ -646,9 +646,9 @@ describe('kill switch', () => {
     const t = await fresh()
     const a = registerRoot(t.warden)
     const b = registerChild(t.warden, a.id)
-    t.warden.lifecycle.quarantine(b.id, 'watch')
+    t.warden.transitions.quarantine(b.id, 'watch')
     const gone = registerRoot(t.warden)
-    t.warden.lifecycle.deregister(gone.id, undefined)
+    t.warden.transitions.deregister(gone.id, undefined)
     t.warden.admission.issueRoot({})
     const res = await t.app.inject({ method: 'POST', url: '/v1/kill-switch', headers: t.op })
     expect(res.statusCode, res.body).toBe(200)
@@ -729,8 +729,8 @@ describe('GET /v1/workers', () => {
       const parent = ids[Math.floor(i / 2)]!
       ids.push(registerChild(t.warden, parent).id)
     }
-    for (const id of ids.slice(5, 9)) t.warden.lifecycle.kill(id, { cascade: false })
-    t.warden.lifecycle.quarantine(ids[10]!, 'watch')
+    for (const id of ids.slice(5, 9)) t.warden.transitions.kill(id, { cascade: false })
+    t.warden.transitions.quarantine(ids[10]!, 'watch')
     return { t, ids, roots }
   }
 
@@ -808,7 +808,7 @@ describe('GET /v1/workers/{id} and lineage', () => {
     const c2 = registerChild(t.warden, root.id)
     const g1 = registerChild(t.warden, c1.id)
     const gg1 = registerChild(t.warden, g1.id)
-    t.warden.lifecycle.kill(c2.id, { cascade: false })
+    t.warden.transitions.kill(c2.id, { cascade: false })
 
     const ofLeaf = (await send(t, 'GET', `/v1/workers/${gg1.id}/lineage`, { headers: t.op })).json()
     expect(ofLeaf).toEqual({
@@ -851,8 +851,8 @@ describe('audit', () => {
     const root = registerRoot(t.warden)
     const child = registerChild(t.warden, root.id)
     const other = registerRoot(t.warden)
-    t.warden.lifecycle.quarantine(other.id, 'watch')
-    t.warden.lifecycle.kill(child.id, { cascade: true })
+    t.warden.transitions.quarantine(other.id, 'watch')
+    t.warden.transitions.kill(child.id, { cascade: true })
     return { t, root, child, other }
   }
 

@@ -205,7 +205,7 @@ async function setup(): Promise<Ctx> {
   const t = await createTestApp({ max_replicas: 1000 })
   const worker = registerRoot(t.warden)
   const quarantined = registerRoot(t.warden)
-  t.warden.lifecycle.quarantine(quarantined.id, 'under watch')
+  t.warden.transitions.quarantine(quarantined.id, 'under watch')
   const manifest = t.warden.admission.issueRoot({ state_snapshot: { step: 1 } })
   return { t, worker, quarantined, manifest }
 }

@@ -90,7 +90,7 @@ describe('migrations', () => {
     }
 
     const warden = createWarden({ store: createStore(db), clock: new ManualClock(now + 1000), signer, contract: DEFAULT_CONTRACT })
-    warden.reaper.resume()
+    warden.liveness.resume()
     expect(warden.admission.register(manifest).worker.worker_id).toBe(manifest.worker_id)
     db.close()
   })

@@ -1,10 +1,7 @@
-// SPEC §2.8: operator endpoints need the operator token; a worker's endpoints need the lease
-// token issued to that worker. Tokens are compared as SHA-256 digests in constant time.
+// The HTTP side of SPEC §2.8: reads the bearer token and hands it to domain/authentication.ts.
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { DomainError } from '../../domain/errors.js'
-import type { Lifecycle } from '../../domain/lifecycle.js'
-import { hashToken, tokenMatches } from '../../domain/tokens.js'
+import { operatorAuthenticator, type Authentication } from '../../domain/authentication.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -26,22 +23,19 @@ export function bearerToken(request: FastifyRequest): string | undefined {
 
 export interface AuthOptions {
   operatorToken: string
-  lifecycle: Lifecycle
+  authentication: Authentication
 }
 
 export const authPlugin = fp(async function auth(app: FastifyInstance, options: AuthOptions) {
-  const operatorHash = hashToken(options.operatorToken)
+  const checkOperator = operatorAuthenticator(options.operatorToken)
   app.decorateRequest('worker', null)
 
   app.decorate('requireOperator', async (request: FastifyRequest) => {
-    const token = bearerToken(request)
-    if (token === undefined || !tokenMatches(token, operatorHash)) {
-      throw new DomainError('unauthorized', 'this endpoint needs the operator token: Authorization: Bearer <token>')
-    }
+    checkOperator(bearerToken(request))
   })
 
   app.decorate('requireWorker', async (request: FastifyRequest) => {
     const { id } = request.params as { id: string }
-    request.worker = options.lifecycle.authenticate(id, bearerToken(request))
+    request.worker = options.authentication.worker(id, bearerToken(request))
   })
 })

@@ -15,7 +15,7 @@ export const killSwitchRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async
       security: operatorSecurity,
       response: { 200: KillSwitchSchema.describe('The kill switch state'), ...problems(401) },
     },
-    handler: async () => warden.lifecycle.killSwitchState(),
+    handler: async () => warden.killSwitch.state(),
   })
 
   app.post('/v1/kill-switch', {
@@ -28,7 +28,7 @@ export const killSwitchRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async
       body: OptionalReasonBodySchema.optional(),
       response: { 200: KillSwitchEngagedSchema.describe('Engaged; `terminated` counts the workers this request ended'), ...problems(400, 401, 413, 415) },
     },
-    handler: async (request) => warden.lifecycle.engageKillSwitch(request.body?.reason),
+    handler: async (request) => warden.killSwitch.engage(request.body?.reason),
   })
 
   app.delete('/v1/kill-switch', {
@@ -39,6 +39,6 @@ export const killSwitchRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async
       security: operatorSecurity,
       response: { 200: KillSwitchSchema.describe('Disengaged'), ...problems(401) },
     },
-    handler: async () => warden.lifecycle.disengageKillSwitch(),
+    handler: async () => warden.killSwitch.disengage(),
   })
 }

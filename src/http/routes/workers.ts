@@ -56,7 +56,7 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       if (reply.statusCode === 410) metrics.heartbeat('terminate')
     },
     handler: async (request) => {
-      const answer = warden.lifecycle.heartbeat(request.params.id)
+      const answer = warden.liveness.heartbeat(request.params.id)
       metrics.heartbeat(answer.directive)
       return answer
     },
@@ -87,7 +87,7 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       querystring: z.strictObject({ reason: z.string().trim().min(1).max(LIMITS.reasonChars).optional() }),
       response: { 200: WorkerViewSchema.describe('The worker, deregistered'), ...problems(400, 401, 404) },
     },
-    handler: async (request) => warden.lifecycle.deregister(request.params.id, request.query.reason),
+    handler: async (request) => warden.transitions.deregister(request.params.id, request.query.reason),
   })
 }
 
@@ -123,7 +123,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       params: WorkerParamsSchema,
       response: { 200: WorkerViewSchema.describe('The worker'), ...problems(400, 401, 404) },
     },
-    handler: async (request) => warden.lifecycle.view(warden.lifecycle.requireWorker(request.params.id)),
+    handler: async (request) => warden.transitions.view(warden.transitions.requireWorker(request.params.id)),
   })
 
   app.get('/v1/workers/:id/lineage', {
@@ -136,7 +136,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       response: { 200: LineageSchema.describe('Ancestors and descendants'), ...problems(400, 401, 404) },
     },
     handler: async (request) => {
-      const row = warden.lifecycle.requireWorker(request.params.id)
+      const row = warden.transitions.requireWorker(request.params.id)
       const descendants = warden.store.workers.descendants(row.worker_id, LINEAGE_LIMIT + 1)
       return {
         worker_id: row.worker_id,
@@ -157,7 +157,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       body: ReasonBodySchema,
       response: { 200: WorkerViewSchema.describe('The worker, quarantined'), ...problems(400, 401, 404, 410, 413, 415) },
     },
-    handler: async (request) => warden.lifecycle.quarantine(request.params.id, request.body.reason),
+    handler: async (request) => warden.transitions.quarantine(request.params.id, request.body.reason),
   })
 
   app.delete('/v1/workers/:id/quarantine', {
@@ -169,7 +169,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       params: WorkerParamsSchema,
       response: { 200: WorkerViewSchema.describe('The worker, active again'), ...problems(400, 401, 404, 410) },
     },
-    handler: async (request) => warden.lifecycle.release(request.params.id),
+    handler: async (request) => warden.transitions.release(request.params.id),
   })
 
   app.post('/v1/workers/:id/kill', {
@@ -184,7 +184,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
     },
     handler: async (request) => {
       const body = request.body ?? { cascade: true }
-      return warden.lifecycle.kill(request.params.id, { reason: body.reason, cascade: body.cascade })
+      return warden.transitions.kill(request.params.id, { reason: body.reason, cascade: body.cascade })
     },
   })
 }

@@ -1,9 +1,14 @@
-// SPEC §2.7 liveness: the reaper reaps silent workers, expires workers past their lifetime and
-// voids manifests past their TTL; lease time does not run while the controller is down.
-import { iso } from './clock.js'
+// SPEC §2.7 liveness: a heartbeat renews the lease in the lease book (lease-book.ts); the reaper
+// reaps silent workers, expires workers past their lifetime and voids manifests past their TTL;
+// lease time does not run while the controller is down. A lease or lifetime that ran out
+// before the reaper saw it is settled by the next decision that reads the worker (transitions.ts).
+import type { HeartbeatResponse } from '../schemas/index.js'
+import type { WorkerRow } from '../store/workers.js'
+import { iso, isoOrNull } from './clock.js'
 import { heartbeatIntervalSeconds } from './contract.js'
 import { controllerActor, type DomainDeps } from './context.js'
-import type { Lifecycle } from './lifecycle.js'
+import type { Lease } from './lease-book.js'
+import { isLive, terminatedError, type Transitions } from './transitions.js'
 
 export interface TickResult {
   reaped: number
@@ -14,7 +19,7 @@ export interface TickResult {
 /** Rows handled per transaction, so one tick never holds the event loop for long. */
 const BATCH = 2000
 
-export function createReaper(deps: DomainDeps, lifecycle: Lifecycle) {
+export function createLiveness(deps: DomainDeps, transitions: Transitions) {
   const { store, clock, contracts, sandbox, leases } = deps
 
   /** Writes the book's lease of these workers now, so the database stops offering them as due. */
@@ -43,7 +48,41 @@ export function createReaper(deps: DomainDeps, lifecycle: Lifecycle) {
     return renewals.length
   }
 
-  const reaper = {
+  const liveness = {
+    /**
+     * The hot path: a live worker inside its lease and lifetime renews in memory only (the kill
+     * switch, every kill and every reap remove the lease from the book in the transaction's
+     * commit). Anything else goes through the database.
+     */
+    heartbeat(workerId: string): HeartbeatResponse {
+      const now = clock.now()
+      const contract = contracts.current()
+      const renew = (lease: Lease): HeartbeatResponse => {
+        const leaseExpiresAt = now + contract.heartbeat_timeout_seconds * 1000
+        leases.renew(lease, workerId, leaseExpiresAt, now)
+        return {
+          directive: lease.status === 'quarantined' ? 'suspend' : 'continue',
+          lease_expires_at: iso(leaseExpiresAt),
+          expires_at: isoOrNull(lease.expiresAt),
+          heartbeat_interval_seconds: heartbeatIntervalSeconds(contract),
+          heartbeat_timeout_seconds: contract.heartbeat_timeout_seconds,
+        }
+      }
+      const lease = leases.get(workerId)
+      if (lease && lease.leaseExpiresAt > now && (lease.expiresAt === null || lease.expiresAt > now)) return renew(lease)
+
+      const row = transitions.decide<WorkerRow>(() => {
+        let current = transitions.settle(transitions.requireWorker(workerId), now)
+        if (isLive(current.status) && store.killSwitch.get().engaged === 1) {
+          current = transitions.terminate(current, 'killed', 'kill_switch', controllerActor, now)
+        }
+        return isLive(current.status) ? current : terminatedError(current)
+      })
+      // Live, yet not in the book: put it back rather than fail the worker.
+      leases.add(row)
+      return renew(leases.get(workerId)!)
+    },
+
     flushLeases,
 
     /** Everything pending, e.g. before a graceful close. */
@@ -97,14 +136,14 @@ export function createReaper(deps: DomainDeps, lifecycle: Lifecycle) {
         store.controllerState.tick(now)
         for (const due of reap) {
           const row = store.workers.get(due.worker_id)!
-          if (lifecycle.terminate(row, 'reaped', 'heartbeat timeout', controllerActor, now).status === 'reaped') {
+          if (transitions.terminate(row, 'reaped', 'heartbeat timeout', controllerActor, now).status === 'reaped') {
             ended.push(due.worker_id)
             result.reaped++
           }
         }
         for (const due of dueLifetimes) {
           const row = store.workers.get(due.worker_id)!
-          if (lifecycle.terminate(row, 'expired', 'lifetime over', controllerActor, now).status === 'expired') {
+          if (transitions.terminate(row, 'expired', 'lifetime over', controllerActor, now).status === 'expired') {
             ended.push(due.worker_id)
             result.expired++
           }
@@ -120,7 +159,7 @@ export function createReaper(deps: DomainDeps, lifecycle: Lifecycle) {
       })
       if (ended.length > 0) sandbox.stop(ended, 'reaper')
       if ([dueLeases, dueLifetimes, dueManifests].some((due) => due.length === BATCH)) {
-        const more = reaper.tick()
+        const more = liveness.tick()
         result.reaped += more.reaped
         result.expired += more.expired
         result.manifests_expired += more.manifests_expired
@@ -128,7 +167,7 @@ export function createReaper(deps: DomainDeps, lifecycle: Lifecycle) {
       return result
     },
   }
-  return reaper
+  return liveness
 }
 
-export type Reaper = ReturnType<typeof createReaper>
+export type Liveness = ReturnType<typeof createLiveness>

@@ -1,10 +1,11 @@
-// SPEC §2.7 liveness with a manual clock: reaping silent workers, expiring lifetimes, voiding
-// manifests past their TTL, and the restart rule (lease time does not run while the controller is down).
+// SPEC §2.7 liveness with a manual clock: heartbeat directives and lease renewal, reaping silent
+// workers, expiring lifetimes, voiding manifests past their TTL, and the restart rule (lease time
+// does not run while the controller is down).
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/domain/clock.js'
 import type { ContractInput } from '../../src/schemas/index.js'
 import { createTestWarden, occupiedSlots, registerRoot, type TestWarden } from '../helpers/harness.js'
-import { auditRecords, expectDomainError, lastAudit, manifestStatus, SECOND, tempDbFile, worker } from './support.js'
+import { auditRecords, expectDomainError, lastAudit, manifestStatus, SECOND, tempDbFile, worker, WAYS_TO_END } from './support.js'
 
 const TIMEOUT = 30 * SECOND
 const INTERVAL = 10 * SECOND // heartbeat_timeout / 3
@@ -30,28 +31,107 @@ function durable() {
   return { clock, start: () => createTestWarden(contract, file, clock) }
 }
 
+const iso = (ms: number) => new Date(ms).toISOString()
 const leaseLeft = (t: TestWarden, id: string) => worker(t.warden, id).lease_expires_at - t.clock.now()
+
+describe('heartbeat', () => {
+  it('answers continue and renews the lease to now + heartbeat_timeout', () => {
+    const { warden, clock } = setup({ expiration_seconds: 600 })
+    const registeredAt = clock.now()
+    const { id, registration } = registerRoot(warden)
+    expect(registration).toMatchObject({ heartbeat_interval_seconds: 10, heartbeat_timeout_seconds: 30 })
+    expect(worker(warden, id).lease_expires_at).toBe(registeredAt + 30 * SECOND)
+
+    clock.advance(12 * SECOND)
+    const answer = warden.liveness.heartbeat(id)
+    expect(answer).toEqual({
+      directive: 'continue',
+      lease_expires_at: iso(clock.now() + 30 * SECOND),
+      expires_at: iso(registeredAt + 600 * SECOND),
+      heartbeat_interval_seconds: 10,
+      heartbeat_timeout_seconds: 30,
+    })
+    expect(worker(warden, id)).toMatchObject({ lease_expires_at: clock.now() + 30 * SECOND, last_heartbeat_at: clock.now() })
+  })
+
+  it('answers suspend to a quarantined worker and still renews its lease', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    warden.transitions.quarantine(id, 'inspect')
+    clock.advance(20 * SECOND)
+    const answer = warden.liveness.heartbeat(id)
+    expect(answer.directive).toBe('suspend')
+    expect(answer.lease_expires_at).toBe(iso(clock.now() + 30 * SECOND))
+    clock.advance(25 * SECOND)
+    expect(warden.liveness.tick().reaped).toBe(0)
+    expect(worker(warden, id).status).toBe('quarantined')
+  })
+
+  it('answers null expires_at when the contract sets no lifetime', () => {
+    const { warden } = setup({ expiration_seconds: null })
+    const { id } = registerRoot(warden)
+    expect(warden.liveness.heartbeat(id).expires_at).toBeNull()
+  })
+
+  for (const [reason, end] of WAYS_TO_END) {
+    it(`answers a ${reason} worker with worker_terminated (410), directive terminate and reason ${reason}, forever`, () => {
+      const t = setup({ expiration_seconds: 40 })
+      const { id } = registerRoot(t.warden)
+      end(t, id)
+      for (let i = 0; i < 2; i++) {
+        const error = expectDomainError(() => t.warden.liveness.heartbeat(id), 'worker_terminated')
+        expect(error.status).toBe(410)
+        expect(error.extras).toMatchObject({ directive: 'terminate', reason })
+        t.clock.advance(SECOND)
+      }
+      expect(['active', 'quarantined']).not.toContain(worker(t.warden, id).status)
+    })
+  }
+
+  it('reaps a worker that heartbeats after its lease ran out, before any tick, and answers terminate', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    clock.advance(30 * SECOND)
+    const error = expectDomainError(() => warden.liveness.heartbeat(id), 'worker_terminated')
+    expect(error.extras).toMatchObject({ reason: 'reaped', directive: 'terminate' })
+    expect(worker(warden, id)).toMatchObject({ status: 'reaped', ended_at: clock.now() })
+    expect(lastAudit(warden)).toMatchObject({ type: 'worker_reaped', worker_id: id })
+  })
+
+  it('keeps a worker whose heartbeat comes 1 ms before the lease runs out', () => {
+    const { warden, clock } = setup()
+    const { id } = registerRoot(warden)
+    clock.advance(30 * SECOND - 1)
+    expect(warden.liveness.heartbeat(id).directive).toBe('continue')
+  })
+
+  it('throws worker_not_found for an unknown worker', () => {
+    const { warden } = setup()
+    expectDomainError(() => warden.liveness.heartbeat('0'.repeat(32)), 'worker_not_found')
+  })
+})
+
 
 describe('reaping silent workers', () => {
   it('reaps a worker silent for heartbeat_timeout on the next tick, not before', () => {
     const { warden, clock } = setup()
     const { id } = registerRoot(warden)
     clock.advance(TIMEOUT - 1)
-    expect(warden.reaper.tick()).toEqual({ reaped: 0, expired: 0, manifests_expired: 0 })
+    expect(warden.liveness.tick()).toEqual({ reaped: 0, expired: 0, manifests_expired: 0 })
     expect(worker(warden, id).status).toBe('active')
 
     clock.advance(1)
-    expect(warden.reaper.tick()).toEqual({ reaped: 1, expired: 0, manifests_expired: 0 })
+    expect(warden.liveness.tick()).toEqual({ reaped: 1, expired: 0, manifests_expired: 0 })
     expect(worker(warden, id)).toMatchObject({ status: 'reaped', reason: 'heartbeat timeout', ended_at: clock.now() })
     expect(lastAudit(warden)).toMatchObject({ type: 'worker_reaped', actor: 'controller', worker_id: id, code: 'reaped' })
-    expect(warden.reaper.tick().reaped).toBe(0)
+    expect(warden.liveness.tick().reaped).toBe(0)
   })
 
   it('reaps on a tick that comes late, still recording the reaping once', () => {
     const { warden, clock } = setup()
     const { id } = registerRoot(warden)
     clock.advance(TIMEOUT + 750)
-    expect(warden.reaper.tick().reaped).toBe(1)
+    expect(warden.liveness.tick().reaped).toBe(1)
     expect(auditRecords(warden, 'worker_reaped').map((r) => r.worker_id)).toEqual([id])
   })
 
@@ -59,21 +139,21 @@ describe('reaping silent workers', () => {
     const { warden, clock } = setup()
     const { id } = registerRoot(warden)
     clock.advance(TIMEOUT - 1)
-    warden.lifecycle.heartbeat(id)
+    warden.liveness.heartbeat(id)
     clock.advance(TIMEOUT - 1)
-    expect(warden.reaper.tick().reaped).toBe(0)
+    expect(warden.liveness.tick().reaped).toBe(0)
     expect(worker(warden, id).status).toBe('active')
     clock.advance(1)
-    expect(warden.reaper.tick().reaped).toBe(1)
+    expect(warden.liveness.tick().reaped).toBe(1)
   })
 
   it('reaps only the silent ones among many', () => {
     const { warden, clock } = setup()
     const ids = Array.from({ length: 6 }, () => registerRoot(warden).id)
     clock.advance(20 * SECOND)
-    for (const id of ids.slice(0, 3)) warden.lifecycle.heartbeat(id)
+    for (const id of ids.slice(0, 3)) warden.liveness.heartbeat(id)
     clock.advance(10 * SECOND)
-    expect(warden.reaper.tick().reaped).toBe(3)
+    expect(warden.liveness.tick().reaped).toBe(3)
     expect(ids.map((id) => worker(warden, id).status)).toEqual(['active', 'active', 'active', 'reaped', 'reaped', 'reaped'])
   })
 })
@@ -84,15 +164,15 @@ describe('lifetime', () => {
     const { id } = registerRoot(warden)
     for (let t = 0; t < 3; t++) {
       clock.advance(20 * SECOND)
-      if (t < 2) warden.lifecycle.heartbeat(id)
+      if (t < 2) warden.liveness.heartbeat(id)
     }
     clock.advance(-1)
-    expect(warden.reaper.tick()).toEqual({ reaped: 0, expired: 0, manifests_expired: 0 })
+    expect(warden.liveness.tick()).toEqual({ reaped: 0, expired: 0, manifests_expired: 0 })
     clock.advance(1)
-    expect(warden.reaper.tick()).toEqual({ reaped: 0, expired: 1, manifests_expired: 0 })
+    expect(warden.liveness.tick()).toEqual({ reaped: 0, expired: 1, manifests_expired: 0 })
     expect(worker(warden, id)).toMatchObject({ status: 'expired', reason: 'lifetime over' })
     expect(lastAudit(warden)).toMatchObject({ type: 'worker_expired', worker_id: id })
-    expect(expectDomainError(() => warden.lifecycle.heartbeat(id), 'worker_terminated').extras.reason).toBe('expired')
+    expect(expectDomainError(() => warden.liveness.heartbeat(id), 'worker_terminated').extras.reason).toBe('expired')
   })
 })
 
@@ -101,10 +181,10 @@ describe('outstanding manifests past their TTL', () => {
     const { warden, clock } = setup({ manifest_ttl_seconds: 10, max_replicas: 2 })
     const manifest = warden.admission.issueRoot({})
     clock.advance(10 * SECOND - 1)
-    expect(warden.reaper.tick().manifests_expired).toBe(0)
+    expect(warden.liveness.tick().manifests_expired).toBe(0)
     expect(occupiedSlots(warden)).toBe(1)
     clock.advance(1)
-    expect(warden.reaper.tick().manifests_expired).toBe(1)
+    expect(warden.liveness.tick().manifests_expired).toBe(1)
     expect(manifestStatus(warden, manifest.worker_id)).toBe('expired')
     expect(occupiedSlots(warden)).toBe(0)
     expect(lastAudit(warden)).toMatchObject({ type: 'manifest_expired', worker_id: manifest.worker_id, code: 'manifest_expired' })
@@ -116,7 +196,7 @@ describe('outstanding manifests past their TTL', () => {
     const n = 2100
     for (let i = 0; i < n; i++) warden.admission.issueRoot({})
     clock.advance(10 * SECOND)
-    expect(warden.reaper.tick().manifests_expired).toBe(n)
+    expect(warden.liveness.tick().manifests_expired).toBe(n)
     expect(occupiedSlots(warden)).toBe(0)
     expect(warden.store.manifests.due(clock.now(), 10)).toEqual([])
   })
@@ -130,10 +210,10 @@ describe('restart: lease time does not run while the controller is down', () => 
     const b = registerRoot(first.warden).id // heartbeats at +5 s: 13 s left
     const c = registerRoot(first.warden).id // heartbeats at +22 s: 30 s left
     clock.advance(5 * SECOND)
-    first.warden.lifecycle.heartbeat(b)
+    first.warden.liveness.heartbeat(b)
     clock.advance(17 * SECOND)
-    first.warden.lifecycle.heartbeat(c)
-    first.warden.reaper.tick()
+    first.warden.liveness.heartbeat(c)
+    first.warden.liveness.tick()
     expect([a, b, c].map((id) => leaseLeft(first, id))).toEqual([8 * SECOND, 13 * SECOND, 30 * SECOND])
     first.close()
 
@@ -143,22 +223,22 @@ describe('restart: lease time does not run while the controller is down', () => 
     open.push(second)
     expect(lastAudit(second.warden)).toMatchObject({ type: 'controller_started', data: { downtime_ms: downtime, leases_resumed: 3 } })
     expect([a, b, c].map((id) => leaseLeft(second, id))).toEqual([INTERVAL, 13 * SECOND, 30 * SECOND])
-    expect(second.warden.reaper.tick().reaped).toBe(0)
+    expect(second.warden.liveness.tick().reaped).toBe(0)
 
     // Silent from here: each is reaped when its resumed lease runs out, and not before.
     clock.advance(INTERVAL - 1)
-    expect(second.warden.reaper.tick().reaped).toBe(0)
+    expect(second.warden.liveness.tick().reaped).toBe(0)
     clock.advance(1)
-    second.warden.reaper.tick()
+    second.warden.liveness.tick()
     expect([a, b, c].map((id) => worker(second.warden, id).status)).toEqual(['reaped', 'active', 'active'])
     clock.advance(3 * SECOND)
-    second.warden.reaper.tick()
+    second.warden.liveness.tick()
     expect(worker(second.warden, b).status).toBe('reaped')
     clock.advance(17 * SECOND - 1)
-    second.warden.reaper.tick()
+    second.warden.liveness.tick()
     expect(worker(second.warden, c).status).toBe('active')
     clock.advance(1)
-    second.warden.reaper.tick()
+    second.warden.liveness.tick()
     expect(worker(second.warden, c).status).toBe('reaped')
   })
 
@@ -166,14 +246,14 @@ describe('restart: lease time does not run while the controller is down', () => 
     const { clock, start } = durable()
     const first = start()
     const { id } = registerRoot(first.warden)
-    first.warden.reaper.tick()
+    first.warden.liveness.tick()
     first.close()
     clock.advance(10 * 60 * SECOND)
     const second = start()
     open.push(second)
-    expect(second.warden.reaper.tick().reaped).toBe(0)
+    expect(second.warden.liveness.tick().reaped).toBe(0)
     clock.advance(25 * SECOND)
-    expect(second.warden.lifecycle.heartbeat(id).directive).toBe('continue')
+    expect(second.warden.liveness.heartbeat(id).directive).toBe('continue')
     expect(leaseLeft(second, id)).toBe(TIMEOUT)
   })
 
@@ -181,7 +261,7 @@ describe('restart: lease time does not run while the controller is down', () => 
     const { clock, start } = durable()
     const first = start()
     const manifest = first.warden.admission.issueRoot({})
-    first.warden.reaper.tick()
+    first.warden.liveness.tick()
     first.close()
     clock.advance(60 * 60 * SECOND)
     const second = start()
@@ -198,7 +278,7 @@ describe('restart: lease time does not run while the controller is down', () => 
     for (let cycle = 0; cycle < cycles; cycle++) {
       for (let up = 0; up < upMs; up += SECOND) {
         clock.advance(SECOND)
-        t.warden.reaper.tick()
+        t.warden.liveness.tick()
       }
       const status = worker(t.warden, id).status
       t.close()
