@@ -1,6 +1,7 @@
 // Route-level schema helpers shared by every resource.
 import { z } from 'zod'
-import { statusByCode } from '../domain/errors.js'
+import { statusByCode, titleByStatus } from '../domain/errors.js'
+import { EXAMPLES } from '../schemas/examples.js'
 import { ProblemSchema, WorkerIdSchema } from '../schemas/index.js'
 
 const descriptions: Record<number, string> = {
@@ -16,12 +17,38 @@ const descriptions: Record<number, string> = {
   503: 'Service unavailable',
 }
 
+const exampleDetails: Record<string, string> = {
+  validation_failed: 'max_depth must be >= 0, got -1',
+  unauthorized: 'the operator token was rejected',
+  worker_not_found: 'no worker 3f9c2a7e5b8d4c1fa0e6d2b9c7f41a58',
+  not_found: 'no route GET /v1/nothing',
+  manifest_already_used: 'this manifest has already registered a worker',
+  worker_terminated: 'worker 3f9c2a7e5b8d4c1fa0e6d2b9c7f41a58 is killed',
+  payload_too_large: 'Request body is too large',
+  unsupported_media_type: 'Unsupported Media Type: text/plain',
+  cooldown_active: 'parent spawned 2.1 s ago; cooldown_seconds is 5',
+  service_unavailable: 'database is not open or not migrated',
+}
+
 /** The codes a status can carry, for its description: e.g. 403 lists every denial. */
 function codesOf(status: number): string {
   return Object.entries(statusByCode)
     .filter(([, s]) => s === status)
     .map(([code]) => `\`${code}\``)
     .join(', ')
+}
+
+/** A problem document as this status sends it, with its first code. */
+export function problemExample(status: number, path: string) {
+  const code = Object.entries(statusByCode).find(([, s]) => s === status)?.[0] ?? 'internal_error'
+  return {
+    ...EXAMPLES.problem,
+    status,
+    title: titleByStatus[status] ?? 'Error',
+    code,
+    detail: exampleDetails[code] ?? EXAMPLES.problem.detail,
+    instance: path.replace('{id}', EXAMPLES.workerId),
+  }
 }
 
 /** Problem responses for the given statuses, for the OpenAPI document and serialization. */

@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { problemExample } from '../schemas.js'
 
 const OPTIONAL_BODY = 'x-warden-optional-body'
 const SCHEMAS = '#/components/schemas/'
@@ -57,7 +58,7 @@ const transformObject: typeof jsonSchemaTransformObject = (document) => {
     if (name.endsWith('Input')) continue
     schemas[name] = object.components.schemas[`${name}Input`] ?? schema
   }
-  for (const methods of Object.values(object.paths)) {
+  for (const [path, methods] of Object.entries(object.paths)) {
     for (const operation of Object.values(methods)) {
       if (operation[OPTIONAL_BODY]) {
         delete operation[OPTIONAL_BODY]
@@ -65,7 +66,7 @@ const transformObject: typeof jsonSchemaTransformObject = (document) => {
       }
       for (const [status, response] of Object.entries(operation.responses ?? {})) {
         const json = response.content?.['application/json']
-        if (Number(status) >= 400 && json) response.content = { 'application/problem+json': json }
+        if (Number(status) >= 400 && json) response.content = { 'application/problem+json': { ...json, example: problemExample(Number(status), path) } }
       }
     }
   }
