@@ -51,7 +51,7 @@ describe('Swagger UI at /docs', () => {
     expect(JSON.parse(answer)).toMatchObject({ engaged: true, terminated: 1 })
 
     // The server agrees: engaged, and the worker alive before is terminated.
-    expect(t.warden.lifecycle.killSwitchState().engaged).toBe(true)
+    expect(t.warden.killSwitch.state().engaged).toBe(true)
     expect(t.warden.store.workers.get(id)!.status).toBe('killed')
   })
 })
