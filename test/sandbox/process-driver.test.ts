@@ -205,6 +205,13 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
     // because this machine's two cores are shared with other work.
     expect(cores).toBeGreaterThan(0.1)
     expect(driver.usage(s.worker_id)?.cpu_seconds).toBeGreaterThan(0.5)
+    // Every process of it sits in a cgroup with the quota: the bound above holds because of the
+    // kernel, not because this shared machine happened to be busy.
+    for (const p of markedPids(s.marker)) {
+      const v1 = cgroupOf(p, 'cpu')
+      if (v1 !== null) expect(readNumber(`${v1}/cpu.cfs_quota_us`)).toBe(50_000)
+      else expect(readFileSync(`${cgroupOf(p, '')}/cpu.max`, 'utf8').trim()).toBe('50000 100000')
+    }
     await killAndCheckGone(s.worker_id, s.marker)
   })
 
@@ -251,7 +258,11 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
       leaveCgroup: Record<string, string>
       own: string
       tmp: string
+      capabilities: string
+      remount: number
     }>(s.workDir)
+    expect(seen.capabilities).toBe('0000000000000000')
+    expect(seen.remount).not.toBe(0)
     for (const target of ['/etc/warden-hostile', '/usr/warden-hostile', HOSTILE + '.pwned']) {
       expect(seen.writes[target], target).toBe('EROFS')
     }
