@@ -56,6 +56,9 @@ interface Sandbox {
   plan: CgroupPlan
   child: ChildProcess
   pid: number | null
+  /** Its processes when a kill was ordered: the kill is done when each is gone from /proc too
+   * (a task leaves its cgroup a moment before it finishes exiting). */
+  killed: number[]
   /** Resolves once its last process is gone, its cgroups removed and onExit reported. */
   ended: Promise<void>
 }
@@ -171,6 +174,7 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
         plan,
         child,
         pid: null,
+        killed: [],
         ended: new Promise<void>((resolveEnded) => {
           const finish = (code: number | null, signal: NodeJS.Signals | null) => {
             void reap(sandbox, code, signal).finally(resolveEnded)
@@ -216,6 +220,7 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
         killCgroup(sandbox.plan)
         await waitEmpty(sandbox.plan, 5000)
       }
+      await until(() => sandbox.killed.every(isGone), 1000)
       const oomKills = readOomKills(sandbox.plan)
       removeDirs(sandbox.plan.dirs)
       sandboxes.delete(sandbox.workerId)
@@ -239,7 +244,10 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
 
   async function kill(workerIds: readonly string[]): Promise<void> {
     const targets = workerIds.map((id) => sandboxes.get(id)).filter((s): s is Sandbox => s !== undefined)
-    for (const sandbox of targets) killCgroup(sandbox.plan)
+    for (const sandbox of targets) {
+      sandbox.killed = members(sandbox.plan.members)
+      killCgroup(sandbox.plan)
+    }
     await Promise.all(targets.map((sandbox) => sandbox.ended))
   }
 
@@ -469,6 +477,14 @@ function startTime(pid: number): string | null {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   if (fields[0] === 'Z' || fields[0] === 'X') return null
   return fields[19] ?? null
+}
+
+/** Gone, or a zombie: it no longer runs and holds nothing but its pid until reaped. */
+function isGone(pid: number): boolean {
+  const stat = readText(`/proc/${pid}/stat`)
+  if (stat === null) return true
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+  return state === 'Z' || state === 'X'
 }
 
 function isAlive(controller: string): boolean {
