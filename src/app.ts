@@ -15,6 +15,7 @@ import { auditRoutes } from './http/routes/audit.js'
 import { contractRoutes } from './http/routes/contract.js'
 import { createEventHub, type EventHub, type EventHubOptions } from './events/hub.js'
 import { eventRoutes } from './http/routes/events.js'
+import { summaryRoutes } from './http/routes/summary.js'
 import { killSwitchRoutes } from './http/routes/kill-switch.js'
 import { manifestRoutes } from './http/routes/manifests.js'
 import { systemRoutes } from './http/routes/system.js'
@@ -162,6 +163,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(workerAdminRoutes, { warden })
   await app.register(killSwitchRoutes, { warden })
   await app.register(auditRoutes, { warden })
+  await app.register(summaryRoutes, { warden })
 
   const { audit } = warden.store
   const hub = createEventHub({

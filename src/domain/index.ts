@@ -12,6 +12,7 @@ import { recordOnlyDriver, type SandboxDriver } from './sandbox.js'
 import type { Signer } from './signing.js'
 import { verifyChain } from './audit-chain.js'
 import type { Store } from '../store/index.js'
+import { LIVE_STATUSES, WorkerStatusSchema, type Summary, type WorkerStatus } from '../schemas/index.js'
 
 export interface WardenOptions {
   store: Store
@@ -33,13 +34,32 @@ export function createWarden(options: WardenOptions) {
     leases: new LeaseBook(),
   }
   const transitions = createTransitions(deps)
+  const killSwitch = createKillSwitch(deps)
   return {
     ...deps,
     admission: createAdmission(deps, transitions),
     transitions,
-    killSwitch: createKillSwitch(deps),
+    killSwitch,
     liveness: createLiveness(deps, transitions),
     authentication: createAuthentication(deps),
+    /** Counts for dashboards: the quota in use (SPEC §2.1) and where the audit log stands. */
+    summary: (): Summary => {
+      const { store } = options
+      const workers = Object.fromEntries(WorkerStatusSchema.options.map((status) => [status, 0])) as Record<WorkerStatus, number>
+      for (const { status, n } of store.workers.countByStatus()) workers[status] = n
+      const outstanding = store.manifests.countOutstanding(options.clock.now())
+      const live = LIVE_STATUSES.reduce((sum, status) => sum + workers[status], 0)
+      const contract = contracts.current()
+      return {
+        workers,
+        outstanding_manifests: outstanding,
+        slots_in_use: live + outstanding,
+        max_replicas: contract.max_replicas,
+        contract_version: contract.version,
+        kill_switch: killSwitch.state(),
+        audit_head_seq: store.audit.head().seq,
+      }
+    },
     verifyAudit: () => verifyChain(options.store.audit.iterate(), options.store.audit.head()),
   }
 }

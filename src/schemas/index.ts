@@ -321,6 +321,19 @@ export const AuditQuerySchema = z.strictObject({
 })
 export type AuditQuery = z.output<typeof AuditQuerySchema>
 
+export const SummarySchema = z
+  .strictObject({
+    workers: z.record(WorkerStatusSchema, z.int()).describe('workers by status (every status present, 0 when none)'),
+    outstanding_manifests: z.int().describe('issued, not yet registered, not expired'),
+    slots_in_use: z.int().describe('live workers (active + quarantined) plus outstanding manifests'),
+    max_replicas: z.int(),
+    contract_version: z.int(),
+    kill_switch: KillSwitchSchema,
+    audit_head_seq: z.int().describe('the newest audit record: resume GET /v1/events after it'),
+  })
+  .meta({ id: 'Summary' })
+export type Summary = z.infer<typeof SummarySchema>
+
 /** GET /v1/events: `type` may repeat; Last-Event-ID (a header) wins over `after_seq`. */
 export const EventsQuerySchema = z.strictObject({
   type: z

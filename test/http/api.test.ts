@@ -1073,3 +1073,24 @@ describe('request ids', () => {
     expect(new Set(ids).size).toBe(ids.length)
   })
 })
+
+describe('GET /v1/summary', () => {
+  it('counts workers by status, outstanding manifests and slots in use (live + outstanding), with the kill switch and audit head', async () => {
+    const t = await fresh({ max_replicas: 9 })
+    const a = registerRoot(t.warden)
+    const b = registerRoot(t.warden)
+    registerChild(t.warden, a.id)
+    t.warden.admission.issueRoot({}) // outstanding
+    await send(t, 'POST', `/v1/workers/${b.id}/quarantine`, { headers: t.op, body: { reason: 'look' } })
+    await send(t, 'POST', `/v1/workers/${a.id}/kill`, { headers: t.op, body: { cascade: false } })
+    const res = await send(t, 'GET', '/v1/summary', { headers: t.op })
+    expect(res.statusCode, res.body).toBe(200)
+    const body = res.json()
+    expect(body.workers).toMatchObject({ active: 1, quarantined: 1, killed: 1, reaped: 0 })
+    expect(body.outstanding_manifests).toBe(1)
+    expect(body.slots_in_use).toBe(3)
+    expect(body.max_replicas).toBe(9)
+    expect(body.kill_switch.engaged).toBe(false)
+    expect(body.audit_head_seq).toBe(t.warden.store.audit.head().seq)
+  })
+})

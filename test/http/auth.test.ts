@@ -62,6 +62,7 @@ const FIXTURES: Record<RouteKey, (ctx: Ctx) => { request: InjectOptions; status:
   'DELETE /v1/kill-switch': () => ({ request: {}, status: 200 }),
   'GET /v1/audit': () => ({ request: {}, status: 200 }),
   'GET /v1/audit/verify': () => ({ request: {}, status: 200 }),
+  'GET /v1/summary': () => ({ request: {}, status: 200 }),
 }
 
 interface Credential {

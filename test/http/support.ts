@@ -31,6 +31,8 @@ export const SPEC_ROUTES = [
   { method: 'DELETE', path: '/v1/kill-switch', auth: 'op' },
   { method: 'GET', path: '/v1/audit', auth: 'op' },
   { method: 'GET', path: '/v1/audit/verify', auth: 'op' },
+  // Not in the §3 table: the counts the console (§6) shows first.
+  { method: 'GET', path: '/v1/summary', auth: 'op' },
 ] as const satisfies ReadonlyArray<{ method: Method; path: string; auth: Auth }>
 
 /**
