@@ -71,10 +71,7 @@ export function loadSecrets(config: Config): Secrets {
   }
 }
 
+/** The JSON of a contract file; the file system's or the parser's error as it is (start-up explains it). */
 export function readContractFile(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'))
-  } catch (error) {
-    throw new Error(`WARDEN_CONTRACT ${path}: ${error instanceof Error ? error.message : String(error)}`)
-  }
+  return JSON.parse(readFileSync(path, 'utf8'))
 }

@@ -3,15 +3,17 @@ import { performance } from 'node:perf_hooks'
 import closeWithGrace from 'close-with-grace'
 import pino from 'pino'
 import { buildApp, REDACT } from './app.js'
-import { loadConfig, loadSecrets, readContractFile, type Config } from './config.js'
+import { loadConfig, loadSecrets, readContractFile, secretsDir, type Config } from './config.js'
 import { systemClock } from './domain/clock.js'
 import { DomainError } from './domain/errors.js'
 import { createWarden } from './domain/index.js'
+import { parseContractInput } from './domain/contract.js'
 import { createSigner } from './domain/signing.js'
 import { createMetrics } from './http/metrics.js'
-import { DatabaseLockedError, openDatabase } from './store/db.js'
+import { openDatabase } from './store/db.js'
 import { createStore } from './store/index.js'
 import { createReserve, isStorageFailure, noReserve } from './store/storage.js'
+import { checkAddress, listenError, StartupError, step } from './startup.js'
 
 const LEASE_FLUSH_INTERVAL_MS = 100
 const LEASE_FLUSH_SLICE = 100
@@ -19,19 +21,13 @@ const DRAIN_CUTOFF_MS = 5_000
 
 export async function start(config: Config) {
   const logger = pino({ level: config.WARDEN_LOG_LEVEL, redact: REDACT })
-  const secrets = loadSecrets(config)
+  const secrets = step('secrets', () => loadSecrets(config), secretsDir(config))
   if (secrets.files.length > 0) logger.info({ files: secrets.files }, 'secrets read from (or generated into) these files, mode 0600')
+  const contractFile = config.WARDEN_CONTRACT
+  const contract = contractFile === undefined ? undefined : step('contract', () => readContractFile(contractFile), contractFile)
+  if (contract !== undefined) step('contract', () => parseContractInput(contract), contractFile!)
 
-  let db
-  try {
-    db = openDatabase(config.WARDEN_DB)
-  } catch (error) {
-    if (error instanceof DatabaseLockedError) {
-      logger.fatal(error.message)
-      process.exit(2)
-    }
-    throw error
-  }
+  const db = step('database', () => openDatabase(config.WARDEN_DB), config.WARDEN_DB)
 
   const metrics = createMetrics()
   const reserve =
@@ -42,14 +38,14 @@ export async function start(config: Config) {
     logger.warn({ file: reserve.file, bytes: reserve.bytes }, 'no room for the disk reserve yet; the kill switch may fail on a full disk until there is')
   }
   const store = createStore(db, metrics.auditRecorded, { reserve })
-  const warden = createWarden({
-    store,
-    clock: systemClock,
-    signer: createSigner(secrets.signingKey),
-    contract: config.WARDEN_CONTRACT === undefined ? undefined : readContractFile(config.WARDEN_CONTRACT),
-  })
-  const resumed = warden.liveness.resume({ pid: process.pid })
-  logger.info({ ...resumed, contract_version: warden.contracts.current().version }, 'controller started')
+  const warden = step(
+    'database',
+    () => createWarden({ store, clock: systemClock, signer: createSigner(secrets.signingKey), contract }),
+    config.WARDEN_DB,
+  )
+  // The address is checked before the controller starts (and says so), so a port in use is one
+  // line and exit 2, not a start followed by a crash.
+  await checkAddress(config.WARDEN_HOST, config.WARDEN_PORT)
 
   const app = await buildApp({
     warden,
@@ -124,7 +120,14 @@ export async function start(config: Config) {
     db.close()
   }
 
-  const address = await app.listen({ host: config.WARDEN_HOST, port: config.WARDEN_PORT })
+  const resumed = step('resume', () => warden.liveness.resume({ pid: process.pid }), config.WARDEN_DB)
+  logger.info({ ...resumed, contract_version: warden.contracts.current().version }, 'controller started')
+  let address: string
+  try {
+    address = await app.listen({ host: config.WARDEN_HOST, port: config.WARDEN_PORT })
+  } catch (error) {
+    throw listenError(error, config.WARDEN_HOST, config.WARDEN_PORT)
+  }
   app.log.info(`Warden listening on ${address}; Swagger UI at ${address}/docs`)
   return { app, address, close, warden }
 }
@@ -149,10 +152,17 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     config = loadConfig(process.env)
   } catch (error) {
-    console.error((error as Error).message)
+    console.error(`warden: ${(error as Error).message}; fix: correct these WARDEN_* variables (see the README's configuration table)`)
     process.exit(2)
   }
-  const server = await start(config)
+  let server: Awaited<ReturnType<typeof start>>
+  try {
+    server = await start(config)
+  } catch (error) {
+    if (!(error instanceof StartupError)) throw error
+    console.error(`warden: cannot start: ${error.message}`)
+    process.exit(2)
+  }
   // A storage failure that escapes somewhere is logged, not fatal (SPEC §2.14): the process must
   // keep the ability to stop workers. Any other uncaught error drains and exits.
   const closer = closeWithGrace({ delay: 10_000, skip: ['uncaughtException', 'unhandledRejection'] }, async ({ signal, err }) => {
