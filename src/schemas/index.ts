@@ -331,7 +331,20 @@ export const SummarySchema = z
     kill_switch: KillSwitchSchema,
     audit_head_seq: z.int().describe('the newest audit record: resume GET /v1/events after it'),
   })
-  .meta({ id: 'Summary' })
+  .meta({
+    id: 'Summary',
+    examples: [
+      {
+        workers: { ...Object.fromEntries(WorkerStatusSchema.options.map((status) => [status, 0])), active: 12, quarantined: 1, killed: 4, reaped: 2 },
+        outstanding_manifests: 2,
+        slots_in_use: 15,
+        max_replicas: 20,
+        contract_version: 4,
+        kill_switch: { engaged: false, engaged_at: null, reason: null },
+        audit_head_seq: 1287,
+      },
+    ],
+  })
 export type Summary = z.infer<typeof SummarySchema>
 
 /** GET /v1/events: `type` may repeat; Last-Event-ID (a header) wins over `after_seq`. */

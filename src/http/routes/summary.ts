@@ -13,7 +13,7 @@ export const summaryRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (a
       summary: 'Workers by status, quota in use, kill switch and audit head, in one answer',
       description: 'What a dashboard shows first; `audit_head_seq` is where to start `GET /v1/events` to miss nothing after it.',
       security: operatorSecurity,
-      response: { 200: SummarySchema, ...problems(401) },
+      response: { 200: SummarySchema.describe('Counts, quota in use, kill switch and audit head'), ...problems(401) },
     },
     handler: async () => warden.summary(),
   })
