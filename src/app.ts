@@ -141,10 +141,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000)
   })
 
-  metrics.observeState({
-    workersByStatus: () => warden.store.workers.countByStatus(),
-    killSwitchEngaged: () => warden.killSwitch.engaged(),
-  })
+  metrics.observeState(warden.summary)
 
   await app.register(errorsPlugin)
   await app.register(authPlugin, { operatorToken: options.operatorToken, authentication: warden.authentication })

@@ -2,10 +2,13 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { AuditEntry } from '../store/index.js'
 import type { TickResult } from '../domain/liveness.js'
+import type { Summary } from '../schemas/index.js'
 
 export function createMetrics() {
   const registry = new Registry()
-  collectDefaultMetrics({ register: registry, prefix: 'warden_process_' })
+  // The standard names (process_cpu_seconds_total, nodejs_heap_size_used_bytes, ...) that stock
+  // dashboards and alerts look for.
+  collectDefaultMetrics({ register: registry })
 
   const decisions = new Counter({
     name: 'warden_decisions_total',
@@ -58,26 +61,43 @@ export function createMetrics() {
     httpRequest(method: string, route: string, status: number, seconds: number): void {
       httpDuration.observe({ method, route, status: String(status) }, seconds)
     },
-    /** Gauges read at scrape time from the source of truth. */
-    observeState(read: { workersByStatus(): Array<{ status: string; n: number }>; killSwitchEngaged(): boolean }): void {
+    /**
+     * Gauges read at scrape time from the source of truth. One summary per scrape: prom-client
+     * calls every collect() in the same tick, so the first reads it and the rest reuse it.
+     */
+    observeState(summary: () => Summary): void {
+      let snapshot: Summary | undefined
+      const read = (): Summary => {
+        if (snapshot === undefined) {
+          snapshot = summary()
+          queueMicrotask(() => (snapshot = undefined))
+        }
+        return snapshot
+      }
+      const gauge = (name: string, help: string, value: (s: Summary) => number) =>
+        new Gauge({
+          name,
+          help,
+          registers: [registry],
+          collect() {
+            this.set(value(read()))
+          },
+        })
       new Gauge({
         name: 'warden_workers',
-        help: 'Workers by status',
+        help: 'Workers by status (every status, 0 included)',
         labelNames: ['status'] as const,
         registers: [registry],
         collect() {
-          this.reset()
-          for (const { status, n } of read.workersByStatus()) this.set({ status }, n)
+          for (const [status, n] of Object.entries(read().workers)) this.set({ status }, n)
         },
       })
-      new Gauge({
-        name: 'warden_kill_switch_engaged',
-        help: '1 while the kill switch is engaged',
-        registers: [registry],
-        collect() {
-          this.set(read.killSwitchEngaged() ? 1 : 0)
-        },
-      })
+      gauge('warden_kill_switch_engaged', '1 while the kill switch is engaged', (s) => (s.kill_switch.engaged ? 1 : 0))
+      gauge('warden_manifests_outstanding', 'Issued manifests not yet registered nor expired (each holds a quota slot)', (s) => s.outstanding_manifests)
+      gauge('warden_quota_slots_in_use', 'Live workers plus outstanding manifests, counted against max_replicas', (s) => s.slots_in_use)
+      gauge('warden_quota_max_replicas', 'max_replicas of the current contract', (s) => s.max_replicas)
+      gauge('warden_contract_version', 'Version of the current contract', (s) => s.contract_version)
+      gauge('warden_audit_head_seq', 'seq of the newest audit record', (s) => s.audit_head_seq)
     },
   }
 }

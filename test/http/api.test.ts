@@ -995,7 +995,7 @@ describe('system endpoints', () => {
     text = await scrape(m.app)
     expect(text).toMatch(/^warden_kill_switch_engaged 1$/m)
     expect(text).toMatch(/^warden_workers\{status="killed"\} 2$/m)
-    expect(text).not.toMatch(/^warden_workers\{status="active"\}/m)
+    expect(text).toMatch(/^warden_workers\{status="active"\} 0$/m)
   })
 
   it('GET /metrics counts heartbeats by directive in warden_heartbeats_total', async () => {
