@@ -200,6 +200,6 @@ export function maxBound(before: ReaperSample, after: ReaperSample): number {
  */
 export async function eventLoopDelay(server: WardenServer): Promise<{ p99Ms: number; maxMs: number }> {
   const response = await server.api.call<string>('GET', '/metrics')
-  const read = (name: string) => Number(new RegExp(`^warden_process_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(response.body)?.[1] ?? NaN) * 1000
+  const read = (name: string) => Number(new RegExp(`^nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(response.body)?.[1] ?? NaN) * 1000
   return { p99Ms: read('p99'), maxMs: read('max') }
 }
