@@ -1,6 +1,7 @@
 // What the domain services share: the store, the clock, the signer, the current contract.
 import type { Store } from '../store/index.js'
 import type { Clock } from './clock.js'
+import type { Idempotency } from './idempotency.js'
 import type { LeaseBook } from './lease-book.js'
 import type { ContractService } from './contract-service.js'
 import type { SandboxDriver } from './sandbox.js'
@@ -14,6 +15,8 @@ export interface DomainDeps {
   sandbox: SandboxDriver
   /** Leases of the live workers; renewals reach the database within a second. */
   leases: LeaseBook
+  /** Keyed requests decide once (SPEC §3 Retries). */
+  idempotency: Idempotency
 }
 
 export const operatorActor = 'operator'

@@ -3,6 +3,7 @@ import type { Clock } from './clock.js'
 import { createAdmission } from './admission.js'
 import { createContractService } from './contract-service.js'
 import type { DomainDeps } from './context.js'
+import { createIdempotency } from './idempotency.js'
 import { LeaseBook } from './lease-book.js'
 import { createAuthentication } from './authentication.js'
 import { createKillSwitch } from './kill-switch.js'
@@ -32,6 +33,7 @@ export function createWarden(options: WardenOptions) {
     contracts,
     sandbox: options.sandbox ?? recordOnlyDriver,
     leases: new LeaseBook(),
+    idempotency: createIdempotency(options.store, () => options.clock.now()),
   }
   const transitions = createTransitions(deps)
   const killSwitch = createKillSwitch(deps)

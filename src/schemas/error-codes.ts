@@ -22,6 +22,7 @@ export const ErrorCodeSchema = z
     'invalid_signature',
     'unknown_key',
     'manifest_already_used',
+    'idempotency_key_reused',
     'manifest_expired',
     'worker_expired',
     'invalid_contract',

@@ -2,6 +2,7 @@
 import { createAuditRepository, type AuditEntry } from './audit.js'
 import { DomainError } from '../domain/errors.js'
 import type { Db } from './db.js'
+import { createIdempotencyRepository } from './idempotency.js'
 import { createManifestRepository } from './manifests.js'
 import {
   createContractRepository,
@@ -81,6 +82,7 @@ export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void, optio
     controllerState: createControllerStateRepository(db),
     contracts: createContractRepository(db),
     sandboxes: createSandboxRepository(db),
+    idempotency: createIdempotencyRepository(db),
     /**
      * Runs `fn` in one IMMEDIATE transaction: all of it commits, or none of it. Callbacks given
      * to `afterCommit` inside it run once it has committed, and are dropped if it rolls back.

@@ -68,6 +68,7 @@ export function createWorkerRepository(db: Db) {
     UPDATE workers SET lease_expires_at = @lease_expires_at, last_heartbeat_at = @last_heartbeat_at
     WHERE worker_id = @worker_id AND ${LIVE}`)
   const tokenHash = db.prepare<[string], Buffer>(`SELECT lease_token_hash FROM workers WHERE worker_id = ?`).pluck()
+  const setTokenHash = db.prepare(`UPDATE workers SET lease_token_hash = @hash WHERE worker_id = @worker_id`)
   const live = db.prepare<[], LiveLeaseRow>(`
     SELECT worker_id, status, lease_token_hash, lease_expires_at, expires_at, last_heartbeat_at FROM workers WHERE ${LIVE}`)
   const recordSpawn = db.prepare(`UPDATE workers SET last_spawn_at = @at WHERE worker_id = @worker_id`)
@@ -126,6 +127,10 @@ export function createWorkerRepository(db: Db) {
     },
     tokenHash(workerId: string): Buffer | undefined {
       return tokenHash.get(workerId)
+    },
+    /** Replaces the worker's lease token (a repeated registration): the old one stops working. */
+    setTokenHash(workerId: string, hash: Buffer): void {
+      setTokenHash.run({ worker_id: workerId, hash })
     },
     live(): IterableIterator<LiveLeaseRow> {
       return live.iterate()
