@@ -1,6 +1,7 @@
 // The Warden client: one method per v1 endpoint over an undici keep-alive dispatcher, typed from
 // the zod schemas the server validates with. Transient failures are retried (see retry.ts) behind
 // a circuit breaker; every failure surfaces as a WardenError.
+import { randomUUID } from 'node:crypto'
 import { Pool, type Dispatcher } from 'undici'
 import type { z } from 'zod'
 import type {
@@ -58,7 +59,11 @@ export interface RetryEvent {
 }
 
 export interface WardenClientOptions {
-  /** Base URL of the controller, e.g. http://127.0.0.1:8080 (a path prefix is kept). */
+  /**
+   * Base URL of the controller, e.g. http://127.0.0.1:8080 (a path prefix is kept), or
+   * unix:/absolute/path/to/socket for a controller serving on a Unix socket (as WARDEN_URL
+   * gives a managed worker).
+   */
   url: string
   /** The operator token, for the operator endpoints. */
   token?: string | undefined
@@ -82,6 +87,12 @@ export interface CallOptions {
   /** Overrides the client's retry policy for this call (false: one attempt). */
   retry?: Partial<RetryOptions> | false
   timeoutMs?: number
+  /**
+   * For spawn, register, issueManifest (and launchSandbox): the Idempotency-Key to send. By
+   * default the client makes a fresh one per call and reuses it across that call's own retries;
+   * pass your own to retry a call across process restarts (1–128 visible ASCII characters).
+   */
+  idempotencyKey?: string
 }
 
 interface Call {
@@ -93,6 +104,8 @@ interface Call {
   token?: string | undefined
   /** Safe to send twice (SPEC §3: GET, PUT, DELETE; heartbeat, kill, quarantine, kill switch). */
   idempotent: boolean
+  /** Not idempotent by itself, but made so by an Idempotency-Key (SPEC §3 Retries). */
+  keyed?: boolean
   text?: boolean
   options?: CallOptions | undefined
 }
@@ -105,8 +118,20 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 
 const id = (workerId: string) => encodeURIComponent(workerId)
 
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/
+
+/** `unix:/path` → the socket path; anything else → undefined. */
+function unixSocketPath(url: string): string | undefined {
+  if (!url.startsWith('unix:')) return undefined
+  const path = url.slice('unix:'.length)
+  if (!path.startsWith('/')) throw new TypeError(`a unix: url needs an absolute socket path: ${url}`)
+  return path
+}
+
 export class WardenClient {
   readonly url: URL
+  /** Where requests go, for messages: the URL's origin or the Unix socket's path. */
+  readonly origin: string
   readonly breaker: CircuitBreaker | null
   private readonly dispatcher: Dispatcher
   private readonly ownsDispatcher: boolean
@@ -119,10 +144,14 @@ export class WardenClient {
   private readonly onRetry: ((event: RetryEvent) => void) | undefined
 
   constructor(options: WardenClientOptions) {
-    this.url = new URL(options.url)
-    if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') throw new TypeError(`url must be http(s): ${options.url}`)
+    const socketPath = unixSocketPath(options.url)
+    this.url = new URL(socketPath === undefined ? options.url : 'http://localhost')
+    if (this.url.protocol !== 'http:' && this.url.protocol !== 'https:') throw new TypeError(`url must be http(s) or unix: ${options.url}`)
+    this.origin = socketPath ?? this.url.origin
     this.ownsDispatcher = options.dispatcher === undefined
-    this.dispatcher = options.dispatcher ?? new Pool(this.url.origin, { connections: 16, keepAliveTimeout: 10_000 })
+    this.dispatcher =
+      options.dispatcher ??
+      new Pool(this.url.origin, { connections: 16, keepAliveTimeout: 10_000, ...(socketPath === undefined ? {} : { connect: { socketPath } }) })
     this.token = options.token
     this.retry = options.retry === false ? false : { ...DEFAULT_RETRY, ...options.retry }
     this.timeoutMs = options.timeoutMs ?? 10_000
@@ -174,12 +203,12 @@ export class WardenClient {
 
   /** Operator: issue a root manifest. */
   issueManifest(request: RootManifestRequest = {}, options?: CallOptions): Promise<Manifest> {
-    return this.call({ method: 'POST', path: '/v1/manifests', body: request, idempotent: false, options })
+    return this.call({ method: 'POST', path: '/v1/manifests', body: request, idempotent: false, keyed: true, options })
   }
 
   /** Register with a signed manifest; the answer holds the lease token, shown once. */
   register(manifest: Manifest, options?: CallOptions): Promise<Registration> {
-    return this.call({ method: 'POST', path: '/v1/workers', body: manifest, idempotent: false, options })
+    return this.call({ method: 'POST', path: '/v1/workers', body: manifest, idempotent: false, keyed: true, options })
   }
 
   // --- a worker's own endpoints (lease token) -------------------------------------------------
@@ -203,6 +232,7 @@ export class WardenClient {
       body: request,
       token: lease.lease_token,
       idempotent: false,
+      keyed: true,
       options,
     })
   }
@@ -301,12 +331,23 @@ export class WardenClient {
   private async call<T>(call: Call): Promise<T> {
     const policy = call.options?.retry === false || this.retry === false ? false : { ...this.retry, ...call.options?.retry }
     const path = this.pathFor(call)
+    // One key per logical call, the same on each of its retries: the controller decides once.
+    const given = call.options?.idempotencyKey
+    if (given !== undefined && !IDEMPOTENCY_KEY.test(given)) throw new TypeError('idempotencyKey must be 1–128 visible ASCII characters')
+    let key = call.keyed ? (given ?? randomUUID()) : undefined
     for (let attempt = 0; ; attempt++) {
       try {
-        return (await this.attempt(call, path)) as T
+        return (await this.attempt(call, path, key)) as T
       } catch (error) {
         if (!(error instanceof WardenError)) throw error
-        const delay = policy === false ? null : retryDelay(error, attempt, call.idempotent, policy, this.random)
+        let delay = policy === false ? null : retryDelay(error, attempt, call.idempotent || key !== undefined, policy, this.random)
+        // A 429 was an answer: the controller recorded it under this key, so asking again after
+        // Retry-After is a new decision and needs a new key (a key of the caller's own is kept,
+        // so that 429 surfaces instead).
+        if (delay !== null && key !== undefined && error.status === 429) {
+          if (given === undefined) key = randomUUID()
+          else delay = null
+        }
         if (delay === null) throw error
         this.onRetry?.({ method: call.method, path: call.path, attempt: attempt + 1, delayMs: delay, error })
         try {
@@ -326,14 +367,14 @@ export class WardenClient {
     return `${prefix}${call.path}${search}`
   }
 
-  private async attempt(call: Call, path: string): Promise<unknown> {
+  private async attempt(call: Call, path: string, idempotencyKey: string | undefined): Promise<unknown> {
     const where = { method: call.method, path: call.path }
     const breaker = this.breaker
     if (breaker && !breaker.tryAcquire()) {
       const remaining = breaker.remainingCooldownMs
       throw new WardenError('circuit_open', {
         status: 0,
-        detail: `the circuit to ${this.url.origin} is open after repeated failures; next probe in ${remaining} ms`,
+        detail: `the circuit to ${this.origin} is open after repeated failures; next probe in ${remaining} ms`,
         retry_after: Math.ceil(remaining / 1000),
         not_sent: true,
         ...where,
@@ -347,6 +388,7 @@ export class WardenClient {
     }
     if (token !== undefined) headers.authorization = `Bearer ${token}`
     if (call.body !== undefined) headers['content-type'] = 'application/json'
+    if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey
     const timeout = call.options?.timeoutMs ?? this.timeoutMs
 
     let response: Dispatcher.ResponseData
@@ -421,7 +463,7 @@ export class WardenClient {
     const message = error instanceof Error ? error.message || code || error.name : String(error)
     return new WardenError('connection_failed', {
       status: 0,
-      detail: `cannot reach ${this.url.origin}: ${code && !message.includes(code) ? `${code} ` : ''}${message}`,
+      detail: `cannot reach ${this.origin}: ${code && !message.includes(code) ? `${code} ` : ''}${message}`,
       not_sent: code !== undefined && NOT_SENT_CODES.has(code),
       cause: error,
       ...where,

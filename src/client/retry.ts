@@ -34,8 +34,9 @@ export function backoffDelay(attempt: number, options: Pick<RetryOptions, 'baseD
  *
  * - A request that surely never reached the controller (connection refused) is retried, whatever it is.
  * - 503 means the controller did nothing; it is retried too.
- * - A failure after the request may have arrived (reset, timeout, 502, 504) is retried only for an
- *   idempotent request: a repeated spawn or registration could otherwise act twice.
+ * - A failure after the request may have arrived (reset, timeout, 502, 504) is retried only for a
+ *   request safe to repeat: idempotent by nature, or sent with an Idempotency-Key (spawn,
+ *   registration, root issuance, sandbox launch), which the controller answers once per key.
  * - 429 waits Retry-After (bounded by `maxRetryAfterMs`).
  * - Everything else (400, 401, 403, 404, 409, 410, an open circuit) surfaces at once.
  */

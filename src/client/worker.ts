@@ -10,6 +10,8 @@ export type WorkerState = 'running' | 'suspended' | 'terminated'
 
 export type WorkerEvent =
   | { type: 'registered'; worker: WorkerView }
+  /** Started from a lease it was given (Worker.attach, Worker.fromEnv): no registration of its own. */
+  | { type: 'attached'; worker_id: string; directive: Directive }
   | { type: 'heartbeat'; directive: Directive; lease_expires_at: string }
   | { type: 'suspended' }
   | { type: 'resumed' }
@@ -32,6 +34,17 @@ export interface WorkerOptions {
   reconnect?: { baseDelayMs?: number; maxDelayMs?: number }
   now?: () => number
   random?: () => number
+}
+
+/** Where Worker.fromEnv reads its start: a managed worker's environment (SPEC §5). */
+export interface WorkerEnv {
+  /** http://host:port, or unix:/absolute/path for a controller on a Unix socket. */
+  WARDEN_URL?: string | undefined
+  WARDEN_WORKER_ID?: string | undefined
+  /** Absent: the worker registers WARDEN_MANIFEST itself (an external worker). */
+  WARDEN_LEASE_TOKEN?: string | undefined
+  /** The signed manifest as JSON. */
+  WARDEN_MANIFEST?: string | undefined
 }
 
 export type ReplicationDenial = {
@@ -59,7 +72,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1
 export class Worker {
   readonly manifest: Manifest
   readonly lease: Lease
-  readonly registration: Registration
+  /** The controller's answer to this worker's registration; null when it started from a given lease. */
+  readonly registration: Registration | null
   /** Resolves once the worker has stopped, with why. */
   readonly done: Promise<{ reason: StopReason; detail: string }>
 
@@ -84,8 +98,76 @@ export class Worker {
 
   /** Registers `manifest` with the controller and starts the heartbeat loop. */
   static async start(manifest: Manifest, options: WorkerOptions): Promise<Worker> {
-    if (!options.client && !options.url) throw new TypeError('Worker.start needs a url or a client')
-    const client =
+    const client = Worker.clientFor(options)
+    const now = options.now ?? Date.now
+    let registration: Registration
+    try {
+      // Keyed: a registration whose answer is lost is retried and answered once (a fresh token).
+      registration = await client.register(manifest)
+    } catch (error) {
+      if (!options.client) await client.close()
+      throw error
+    }
+    const worker = new Worker(client, !options.client, manifest, { lease: registration, registration }, options)
+    worker.arm(now(), registration.worker.lease_expires_at, registration.worker.expires_at)
+    worker.emit({ type: 'registered', worker: registration.worker })
+    return worker
+  }
+
+  /**
+   * Takes over a worker that is already registered (a managed worker: the controller registered
+   * it and launched this process with its lease token). The first heartbeat tells the lease.
+   */
+  static async attach(manifest: Manifest, leaseToken: string, options: WorkerOptions): Promise<Worker> {
+    const client = Worker.clientFor(options)
+    const now = options.now ?? Date.now
+    const lease = { worker_id: manifest.worker_id, lease_token: leaseToken }
+    let answer: HeartbeatResponse
+    try {
+      answer = await client.heartbeat(lease)
+    } catch (error) {
+      if (!options.client) await client.close()
+      throw error
+    }
+    const worker = new Worker(client, !options.client, manifest, { lease, registration: null }, options)
+    worker.intervalMs = answer.heartbeat_interval_seconds * 1000
+    worker.leaseMs = answer.heartbeat_timeout_seconds * 1000
+    worker.arm(now(), answer.lease_expires_at, answer.expires_at)
+    worker.emit({ type: 'attached', worker_id: manifest.worker_id, directive: answer.directive })
+    worker.obey(answer.directive)
+    return worker
+  }
+
+  /**
+   * Starts the worker this process was launched as (SPEC §5): WARDEN_URL (http://host:port or
+   * unix:/path), WARDEN_WORKER_ID, WARDEN_LEASE_TOKEN and WARDEN_MANIFEST. Without a lease token
+   * it registers the manifest itself.
+   */
+  static async fromEnv(options: Omit<WorkerOptions, 'url'> & { env?: WorkerEnv } = {}): Promise<Worker> {
+    const env: WorkerEnv = options.env ?? process.env
+    const { env: _env, ...rest } = options
+    const url = env.WARDEN_URL
+    if (!url && !options.client) throw new TypeError('Worker.fromEnv: WARDEN_URL is not set')
+    if (!env.WARDEN_MANIFEST) throw new TypeError('Worker.fromEnv: WARDEN_MANIFEST is not set')
+    let manifest: Manifest
+    try {
+      manifest = JSON.parse(env.WARDEN_MANIFEST) as Manifest
+    } catch (error) {
+      throw new TypeError(`Worker.fromEnv: WARDEN_MANIFEST is not JSON: ${(error as Error).message}`)
+    }
+    if (typeof manifest !== 'object' || manifest === null || typeof manifest.worker_id !== 'string') {
+      throw new TypeError('Worker.fromEnv: WARDEN_MANIFEST is not a manifest')
+    }
+    if (env.WARDEN_WORKER_ID !== undefined && env.WARDEN_WORKER_ID !== manifest.worker_id) {
+      throw new TypeError(`Worker.fromEnv: WARDEN_WORKER_ID ${env.WARDEN_WORKER_ID} is not the manifest's worker ${manifest.worker_id}`)
+    }
+    const withUrl: WorkerOptions = { ...rest, ...(url ? { url } : {}) }
+    return env.WARDEN_LEASE_TOKEN ? Worker.attach(manifest, env.WARDEN_LEASE_TOKEN, withUrl) : Worker.start(manifest, withUrl)
+  }
+
+  private static clientFor(options: WorkerOptions): WardenClient {
+    if (!options.client && !options.url) throw new TypeError('a Worker needs a url or a client')
+    return (
       options.client ??
       new WardenClient({
         url: options.url!,
@@ -93,38 +175,32 @@ export class Worker {
         circuitBreaker: { failureThreshold: 3, cooldownMs: 1_000 },
         ...options.clientOptions,
       })
-    const now = options.now ?? Date.now
-    let registration: Registration
-    try {
-      registration = await client.register(manifest)
-    } catch (error) {
-      if (!options.client) await client.close()
-      throw error
-    }
-    return new Worker(client, !options.client, manifest, registration, options, now())
+    )
   }
 
   private constructor(
     client: WardenClient,
     ownsClient: boolean,
     manifest: Manifest,
-    registration: Registration,
+    start: { lease: Pick<Registration, 'lease_token'>; registration: Registration | null },
     options: WorkerOptions,
-    receivedAt: number,
   ) {
     this.client = client
     this.ownsClient = ownsClient
     this.manifest = manifest
-    this.registration = registration
+    this.registration = start.registration
     this.options = options
     this.now = options.now ?? Date.now
     this.random = options.random ?? Math.random
-    this.lease = { worker_id: registration.worker.worker_id, lease_token: registration.lease_token }
+    this.lease = { worker_id: manifest.worker_id, lease_token: start.lease.lease_token }
     this.done = new Promise((resolve) => (this.resolveDone = resolve))
-    this.intervalMs = registration.heartbeat_interval_seconds * 1000
-    this.leaseMs = registration.heartbeat_timeout_seconds * 1000
-    this.renewed(receivedAt, registration.worker.lease_expires_at, registration.worker.expires_at)
-    this.emit({ type: 'registered', worker: registration.worker })
+    this.intervalMs = (start.registration?.heartbeat_interval_seconds ?? 1) * 1000
+    this.leaseMs = (start.registration?.heartbeat_timeout_seconds ?? 3) * 1000
+  }
+
+  /** Arms the lease watchdog and the heartbeat loop from the first answer. */
+  private arm(receivedAt: number, leaseExpiresAt: string, expiresAt: string | null): void {
+    this.renewed(receivedAt, leaseExpiresAt, expiresAt)
     this.scheduleHeartbeat(this.intervalMs)
   }
 
@@ -266,12 +342,24 @@ export class Worker {
     )
   }
 
-  private async leaseEnded(): Promise<void> {
+  /**
+   * The lease has run out by this process's clock. So it seems, too, to a process that was frozen
+   * (quarantine freezes a managed worker while the controller holds its lease) or stopped: on
+   * waking, every timer is overdue at once. Unless the last heartbeat has just failed, ask the
+   * controller once before concluding the lease is lost; a heartbeat already out is waited for.
+   */
+  private async leaseEnded(probe = true): Promise<void> {
+    if (this.stopReason !== null) return
     const left = this.leaseDeadline - this.now()
-    if (left > 0) {
+    if (left > 0 || (probe && this.inflight)) {
       clearTimeout(this.leaseTimer)
-      this.leaseTimer = setTimeout(() => void this.leaseEnded(), Math.min(MAX_TIMER_MS, left))
+      this.leaseTimer = setTimeout(() => void this.leaseEnded(probe), Math.min(MAX_TIMER_MS, Math.max(left, 20)))
       return
+    }
+    if (probe) {
+      clearTimeout(this.heartbeatTimer)
+      if (await this.heartbeat(true)) return
+      if (this.stopReason !== null) return
     }
     await this.terminate('lease_lost', `no heartbeat answered for ${this.leaseMs} ms: the lease has ended`)
   }
@@ -282,8 +370,12 @@ export class Worker {
     this.heartbeatTimer = setTimeout(() => void this.heartbeat(), Math.max(0, delayMs))
   }
 
-  private async heartbeat(): Promise<void> {
-    if (this.current === 'terminated') return
+  /**
+   * One heartbeat; true when the controller answered with a live directive. A `probe` (the lease
+   * watchdog asking before it gives up) reports a failure instead of scheduling the next attempt.
+   */
+  private async heartbeat(probe = false): Promise<boolean> {
+    if (this.current === 'terminated') return false
     const inflight = new AbortController()
     this.inflight = inflight
     const leaseLeft = this.leaseDeadline - this.now()
@@ -293,16 +385,22 @@ export class Worker {
       answer = await this.client.heartbeat(this.lease, metrics ? { metrics } : undefined, {
         retry: false,
         signal: inflight.signal,
-        timeoutMs: Math.max(250, Math.min(10_000, leaseLeft)),
+        timeoutMs: probe ? Math.max(250, Math.min(2_000, this.intervalMs)) : Math.max(250, Math.min(10_000, leaseLeft)),
       })
     } catch (error) {
-      if (this.stopReason !== null) return
-      return this.heartbeatFailed(error)
+      if (this.stopReason !== null) return false
+      if (probe) {
+        const failure = error instanceof WardenError ? error : null
+        if (failure?.code === 'worker_terminated') await this.terminate(failure.reason ?? 'killed', failure.detail)
+        return false
+      }
+      await this.heartbeatFailed(error)
+      return false
     } finally {
       this.inflight = undefined
     }
     // Stopped while the heartbeat was out (shutdown, expiry, the lease watchdog).
-    if (this.stopReason !== null) return
+    if (this.stopReason !== null) return false
 
     const reconnected = this.failures > 0
     this.failures = 0
@@ -313,6 +411,7 @@ export class Worker {
     this.emit({ type: 'heartbeat', directive: answer.directive, lease_expires_at: answer.lease_expires_at })
     this.obey(answer.directive)
     this.scheduleHeartbeat(this.intervalMs)
+    return true
   }
 
   private async heartbeatFailed(error: unknown): Promise<void> {
@@ -326,7 +425,8 @@ export class Worker {
 
     this.failures += 1
     const leaseLeft = this.leaseDeadline - this.now()
-    if (leaseLeft <= 0) return this.leaseEnded()
+    // This very heartbeat went unanswered: no need to ask again before giving up.
+    if (leaseLeft <= 0) return this.leaseEnded(false)
     const base = this.options.reconnect?.baseDelayMs ?? 200
     const max = Math.min(this.options.reconnect?.maxDelayMs ?? 5_000, this.intervalMs)
     const wait = Math.min(leaseLeft, Math.max(50, backoffDelay(this.failures - 1, { baseDelayMs: base, maxDelayMs: max }, this.random)))

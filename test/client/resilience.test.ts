@@ -108,18 +108,22 @@ describe('statuses from a scripted HTTP server', () => {
   })
 
   /** Answers each request with the next scripted [status, headers]; the last one repeats. */
-  async function scripted(answers: Array<[number, Record<string, string>?]>): Promise<{ url: string; hits: () => number }> {
+  async function scripted(
+    answers: Array<[number, Record<string, string>?]>,
+  ): Promise<{ url: string; hits: () => number; keys: Array<string | undefined> }> {
     let hits = 0
+    const keys: Array<string | undefined> = []
     stub = createServer((request, response) => {
       const [status, headers = {}] = answers[Math.min(hits, answers.length - 1)]!
       hits += 1
+      keys.push(request.headers['idempotency-key'] as string | undefined)
       request.resume()
       const ok = status < 300
       response.writeHead(status, { 'content-type': ok ? 'application/json' : 'application/problem+json', ...headers })
       response.end(JSON.stringify(ok ? { engaged: false, engaged_at: null, reason: null } : { type: 'about:blank', title: 'x', status, code: status === 429 ? 'rate_limited' : 'service_unavailable', detail: 'scripted' }))
     })
     await new Promise<void>((resolve) => stub!.listen(0, '127.0.0.1', resolve))
-    return { url: `http://127.0.0.1:${(stub.address() as AddressInfo).port}`, hits: () => hits }
+    return { url: `http://127.0.0.1:${(stub.address() as AddressInfo).port}`, hits: () => hits, keys }
   }
 
   function client(url: string, delays: number[]) {
@@ -143,21 +147,48 @@ describe('statuses from a scripted HTTP server', () => {
     await api.close()
   })
 
-  it('does not repeat a spawn after a 502 (it may have been approved), but does after a 503', async () => {
+  it('repeats a spawn after 502, 503 and 504 with the one Idempotency-Key of that call; the next call has a fresh key', async () => {
     const lease = { worker_id: 'a'.repeat(32), lease_token: 't' }
-    const gateway = await scripted([[502], [200]])
-    const delays: number[] = []
-    const first = client(gateway.url, delays)
-    expect(await rejection(first.spawn(lease, { reason: 'x' }))).toMatchObject({ status: 502 })
-    expect(gateway.hits()).toBe(1)
-    await first.close()
+    const gateway = await scripted([[502], [503], [504], [200]])
+    const api = client(gateway.url, [])
+    await api.spawn(lease, { reason: 'x' })
+    expect(gateway.hits()).toBe(4)
+    const [key] = gateway.keys
+    expect(key).toMatch(/^[\x21-\x7e]{1,128}$/)
+    expect(gateway.keys).toEqual([key, key, key, key])
+    await api.spawn(lease, { reason: 'x' })
+    expect(gateway.keys[4]).not.toBe(key)
+    await api.close()
+  })
+
+  it('sends a key on register and issueManifest, none on reads, and the caller\'s own key when given', async () => {
+    const gateway = await scripted([[200]])
+    const api = client(gateway.url, [])
+    await api.issueManifest()
+    await api.issueManifest({}, { idempotencyKey: 'my-own-key-1' })
+    await api.getKillSwitch()
+    expect(gateway.keys[0]).toEqual(expect.any(String))
+    expect(gateway.keys.slice(1)).toEqual(['my-own-key-1', undefined])
+    await expect(api.issueManifest({}, { idempotencyKey: 'has space' })).rejects.toThrow(TypeError)
+    await expect(api.issueManifest({}, { idempotencyKey: 'x'.repeat(129) })).rejects.toThrow(TypeError)
+    await api.close()
+  })
+
+  it('asks again after a 429 with a new key (the 429 was the answer recorded under the first), but surfaces it for a caller\'s own key', async () => {
+    const lease = { worker_id: 'a'.repeat(32), lease_token: 't' }
+    const limited = await scripted([[429, { 'retry-after': '1' }], [200]])
+    const api = client(limited.url, [])
+    await api.spawn(lease, { reason: 'x' })
+    expect(limited.hits()).toBe(2)
+    expect(limited.keys[0]).not.toBe(limited.keys[1])
+    await api.close()
     await new Promise((resolve) => stub!.close(resolve))
 
-    const unavailable = await scripted([[503], [200]])
-    const second = client(unavailable.url, delays)
-    await second.spawn(lease, { reason: 'x' })
-    expect(unavailable.hits()).toBe(2)
-    await second.close()
+    const again = await scripted([[429, { 'retry-after': '1' }], [200]])
+    const own = client(again.url, [])
+    expect(await rejection(own.spawn(lease, { reason: 'x' }, { idempotencyKey: 'mine' }))).toMatchObject({ status: 429 })
+    expect(again.keys).toEqual(['mine'])
+    await own.close()
   })
 
   it('honours Retry-After on 429, and gives up when it is longer than maxRetryAfterMs', async () => {
