@@ -7,7 +7,12 @@ import { z } from 'zod'
 import { describeIssues } from './schemas/issues.js'
 
 const ConfigSchema = z.object({
-  WARDEN_HOST: z.string().min(1).default('127.0.0.1'),
+  /** A host name or address, or unix:/absolute/path to serve on a Unix socket (mode 0600). */
+  WARDEN_HOST: z
+    .string()
+    .min(1)
+    .refine((host) => !host.startsWith('unix:') || host.startsWith('unix:/'), 'a unix: listen address needs an absolute socket path')
+    .default('127.0.0.1'),
   WARDEN_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   WARDEN_DB: z.string().min(1).default('./data/warden.db'),
   WARDEN_OPERATOR_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
@@ -26,6 +31,12 @@ const ConfigSchema = z.object({
   WARDEN_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   WARDEN_KEEP_ALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   WARDEN_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(8192),
+  /**
+   * Test hook only (SPEC §2.10 crash tests): holds back the reply to every request carrying an
+   * Idempotency-Key for this long after its decision committed, so a test can kill the process
+   * between commit and reply. 0, the default, turns it off.
+   */
+  WARDEN_TEST_REPLY_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(0),
   WARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 

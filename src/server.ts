@@ -1,5 +1,8 @@
 // The process: config, secrets, database, domain, HTTP, reaper, graceful shutdown.
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs'
+import { connect } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
 import pino from 'pino'
 import { buildApp, REDACT } from './app.js'
@@ -18,6 +21,9 @@ import { checkAddress, listenError, StartupError, step } from './startup.js'
 const LEASE_FLUSH_INTERVAL_MS = 100
 const LEASE_FLUSH_SLICE = 100
 const DRAIN_CUTOFF_MS = 5_000
+/** Expired idempotency keys are swept this often, in slices small enough to keep the loop free. */
+const KEY_SWEEP_INTERVAL_MS = 60_000
+const KEY_SWEEP_SLICE = 500
 
 export async function start(config: Config) {
   const logger = pino({ level: config.WARDEN_LOG_LEVEL, redact: REDACT })
@@ -45,7 +51,10 @@ export async function start(config: Config) {
   )
   // The address is checked before the controller starts (and says so), so a port in use is one
   // line and exit 2, not a start followed by a crash.
-  await checkAddress(config.WARDEN_HOST, config.WARDEN_PORT)
+  // WARDEN_HOST=unix:/path serves on a Unix socket instead; a socket file left by a dead process is removed.
+  const socketPath = config.WARDEN_HOST.startsWith('unix:') ? config.WARDEN_HOST.slice('unix:'.length) : null
+  if (socketPath === null) await checkAddress(config.WARDEN_HOST, config.WARDEN_PORT)
+  else await removeStaleSocket(socketPath)
 
   const app = await buildApp({
     warden,
@@ -98,6 +107,35 @@ export async function start(config: Config) {
     flushSlice()
   }, LEASE_FLUSH_INTERVAL_MS)
 
+  // Idempotency keys past their 24 h: deleted a slice at a time, yielding between slices.
+  let sweeping = false
+  let closed = false
+  const sweepSlice = () => {
+    if (closed) return
+    let deleted: number
+    try {
+      deleted = warden.idempotency.sweep(KEY_SWEEP_SLICE)
+      failures.recovered('idempotency key sweep')
+    } catch (error) {
+      failures.failed('idempotency key sweep', error)
+      deleted = 0
+    }
+    if (deleted === KEY_SWEEP_SLICE) setImmediate(sweepSlice)
+    else sweeping = false
+  }
+  const sweeper = setInterval(() => {
+    if (sweeping) return
+    sweeping = true
+    sweepSlice()
+  }, KEY_SWEEP_INTERVAL_MS)
+
+  if (config.WARDEN_TEST_REPLY_DELAY_MS > 0) {
+    app.log.warn({ delay_ms: config.WARDEN_TEST_REPLY_DELAY_MS }, 'TEST HOOK: replies to keyed requests are held back after their decision commits')
+    app.addHook('onSend', async (request) => {
+      if (request.headers['idempotency-key'] !== undefined) await sleep(config.WARDEN_TEST_REPLY_DELAY_MS)
+    })
+  }
+
   // Draining: answers already being written tell keep-alive clients to hang up, so close() is not
   // held open by their idle sockets; whatever still lingers after a while is cut.
   let draining = false
@@ -109,6 +147,8 @@ export async function start(config: Config) {
     draining = true
     clearInterval(reaper)
     clearInterval(flusher)
+    clearInterval(sweeper)
+    closed = true
     setTimeout(() => app.server.closeAllConnections(), DRAIN_CUTOFF_MS).unref()
     await app.close()
     try {
@@ -124,12 +164,36 @@ export async function start(config: Config) {
   logger.info({ ...resumed, contract_version: warden.contracts.current().version }, 'controller started')
   let address: string
   try {
-    address = await app.listen({ host: config.WARDEN_HOST, port: config.WARDEN_PORT })
+    if (socketPath === null) {
+      address = await app.listen({ host: config.WARDEN_HOST, port: config.WARDEN_PORT })
+    } else {
+      await app.listen({ path: socketPath })
+      chmodSync(socketPath, 0o600)
+      address = `unix:${socketPath}`
+    }
   } catch (error) {
-    throw listenError(error, config.WARDEN_HOST, config.WARDEN_PORT)
+    throw socketPath === null
+      ? listenError(error, config.WARDEN_HOST, config.WARDEN_PORT)
+      : new StartupError(`cannot listen on ${config.WARDEN_HOST}: ${(error as Error).message}`, 'remove the file there, or set WARDEN_HOST to another unix:/path')
   }
   app.log.info(`Warden listening on ${address}; Swagger UI at ${address}/docs`)
   return { app, address, close, warden }
+}
+
+/** A socket file left by a process that is gone is removed; one that still answers is in use. */
+async function removeStaleSocket(path: string): Promise<void> {
+  try {
+    if (!lstatSync(path).isSocket()) return // listen() then fails with EADDRINUSE, naming the path
+  } catch {
+    return
+  }
+  const alive = await new Promise<boolean>((resolve) => {
+    const probe = connect({ path })
+    probe.once('connect', () => (probe.destroy(), resolve(true)))
+    probe.once('error', () => resolve(false))
+  })
+  if (alive) throw new StartupError(`socket ${path} is in use by another process`, 'stop that process, or set WARDEN_HOST to another unix:/path')
+  unlinkSync(path)
 }
 
 /** Logs a background task's failure once when it starts failing and once when it recovers. */

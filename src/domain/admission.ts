@@ -14,11 +14,12 @@ import { DomainError } from './errors.js'
 import type { Transitions } from './transitions.js'
 import { within } from './resources.js'
 import { evaluateConditions } from './stop-conditions.js'
+import { idempotencyScope } from './idempotency.js'
 import { generateToken, hashToken, newWorkerId } from './tokens.js'
 import { workerSummary } from './views.js'
 
 export function createAdmission(deps: DomainDeps, transitions: Transitions) {
-  const { store, clock, signer, contracts, sandbox, leases } = deps
+  const { store, clock, signer, contracts, sandbox, leases, idempotency } = deps
 
   /**
    * The context of one decision. The lease book holds exactly the live workers as of the last
@@ -94,12 +95,14 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
   }
 
   /** Issues a root manifest (parent null, operator) or a child manifest (a spawn by `parentId`). */
-  function issue(parentId: string | null, request: RootManifestRequest & { reason?: string }): Manifest {
+  function issue(parentId: string | null, request: RootManifestRequest & { reason?: string }, key: string | undefined): Manifest {
     const stage: AdmissionStage = parentId === null ? 'issue' : 'spawn'
     const actor = parentId === null ? operatorActor : workerActor(parentId)
     const withReason = request.reason ? { reason: request.reason } : {}
+    // Keys are the caller's: the operator's, or this parent worker's own.
+    const scope = idempotencyScope(actor, key, stage, request)
 
-    return transitions.decide(() => {
+    return idempotency.once(scope, () => {
       const now = clock.now()
       const contract = contracts.current()
       const ctx: AdmissionContext = context(stage, now, contract, parentId, lazy(propose))
@@ -158,21 +161,45 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
         iso(now),
       )
       return manifest
+    }, { status: 201 }).value
+  }
+
+  /**
+   * A repeated registration answers the first one with a fresh lease token: tokens are stored
+   * only as hashes, so the first cannot be answered again, and it stops working at once.
+   */
+  function rotateLeaseToken(kept: unknown): RegistrationResponse {
+    const first = kept as Omit<RegistrationResponse, 'lease_token'>
+    const workerId = first.worker.worker_id
+    const leaseToken = generateToken()
+    const tokenHash = hashToken(leaseToken)
+    store.workers.setTokenHash(workerId, tokenHash)
+    store.afterCommit(() => {
+      const lease = leases.get(workerId)
+      if (lease) lease.tokenHash = tokenHash
     })
+    return { ...first, lease_token: leaseToken }
   }
 
   return {
-    issueRoot(request: RootManifestRequest): Manifest {
-      return issue(null, request)
+    /** `key`: the request's Idempotency-Key (SPEC §3 Retries), if it sent one. */
+    issueRoot(request: RootManifestRequest, key?: string): Manifest {
+      return issue(null, request, key)
     },
 
-    spawn(parent: Pick<WorkerRow, 'worker_id'>, request: SpawnRequest): Manifest {
-      return issue(parent.worker_id, request)
+    spawn(parent: Pick<WorkerRow, 'worker_id'>, request: SpawnRequest, key?: string): Manifest {
+      return issue(parent.worker_id, request, key)
     },
 
-    /** SPEC §2.4: only an authentic, unused, unexpired manifest registers, and only once. */
-    register(manifest: Manifest): RegistrationResponse {
-      const registered = transitions.decide(() => {
+    /**
+     * SPEC §2.4: only an authentic, unused, unexpired manifest registers, and only once.
+     * The open endpoint has no caller but the manifest, which is its credential: keys are scoped
+     * to the manifest's worker_id. A manifest that fails verification establishes no caller, so
+     * its refusal is not recorded under the key.
+     */
+    register(manifest: Manifest, key?: string): RegistrationResponse {
+      const scope = idempotencyScope(`manifest:${manifest.worker_id}`, key, 'register', manifest)
+      const { value: registered, replayed } = idempotency.once(scope, () => {
         const now = clock.now()
         const contract = contracts.current()
         const { signature: _signature, key_id: _keyId, ...fields } = manifest
@@ -232,8 +259,13 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
           heartbeat_interval_seconds: heartbeatIntervalSeconds(contract),
           heartbeat_timeout_seconds: contract.heartbeat_timeout_seconds,
         }
+      }, {
+        status: 201,
+        keep: ({ lease_token: _token, ...rest }) => rest,
+        replay: rotateLeaseToken,
+        recordError: (error) => error.code !== 'invalid_signature' && error.code !== 'unknown_key',
       })
-      sandbox.launch(registered.worker.worker_id, registered.worker.resources)
+      if (!replayed) sandbox.launch(registered.worker.worker_id, registered.worker.resources)
       return registered
     },
   }

@@ -13,6 +13,7 @@ const descriptions: Record<number, string> = {
   410: 'Worker terminated: `directive` is terminate and `reason` says why',
   413: 'Body too large',
   415: 'Unsupported media type (send JSON, or no body)',
+  422: 'Idempotency-Key already used with a different request (problem `code` idempotency_key_reused)',
   429: 'Cooldown or rate limit; see Retry-After',
   503: 'Service unavailable',
 }
@@ -62,3 +63,17 @@ export const WorkerParamsSchema = z.strictObject({ id: WorkerIdSchema })
 
 export const operatorSecurity = [{ operatorToken: [] }]
 export const workerSecurity = [{ leaseToken: [] }]
+
+/**
+ * SPEC §3 Retries: the optional Idempotency-Key of POST /v1/manifests, /v1/workers,
+ * /v1/workers/{id}/spawn and /v1/sandboxes. Other headers pass through untouched.
+ */
+export const IdempotencyHeadersSchema = z.looseObject({
+  'idempotency-key': z
+    .string()
+    .regex(/^[\x21-\x7e]{1,128}$/, 'must be 1–128 visible ASCII characters')
+    .optional()
+    .describe(
+      'Makes this request safe to retry: a repeat with the same key and body from the same caller within 24 h answers what the first answered (status included) and decides nothing new; the same key with another body is refused with 422 idempotency_key_reused',
+    ),
+})

@@ -19,6 +19,7 @@ export interface RequestOptions {
   token?: string | undefined
   body?: unknown
   query?: Record<string, string | number | undefined>
+  headers?: Record<string, string>
 }
 
 export interface ApiClient {
@@ -35,8 +36,8 @@ export interface ApiClient {
 export function createClient(url: string, operatorToken: string, options: { connections?: number } = {}): ApiClient {
   const pool = new Pool(url, { connections: options.connections ?? 64, pipelining: 1 })
 
-  async function request<T>(method: string, path: string, { token, body, query }: RequestOptions = {}): Promise<ApiResponse<T>> {
-    const headers: Record<string, string> = {}
+  async function request<T>(method: string, path: string, { token, body, query, headers: extra }: RequestOptions = {}): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { ...extra }
     if (token !== undefined) headers.authorization = `Bearer ${token}`
     if (body !== undefined) headers['content-type'] = 'application/json'
     const pairs = Object.entries(query ?? {}).flatMap(([k, v]): Array<[string, string]> => (v === undefined ? [] : [[k, String(v)]]))

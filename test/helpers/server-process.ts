@@ -61,7 +61,7 @@ export function startServer(options: { dbFile?: string; env?: Record<string, str
       reject(new Error(`server exited before listening (code ${code}, signal ${signal}):\n${logs.join('\n')}`))
     })
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      const match = /Warden listening on (http:\/\/[^;]+);/.exec(line)
+      const match = /Warden listening on ((?:http:\/\/|unix:)[^;]+);/.exec(line)
       if (!match) return
       clearTimeout(timer)
       const operatorToken =

@@ -18,7 +18,7 @@ import {
   LIMITS,
 } from '../../schemas/index.js'
 import type { Metrics } from '../metrics.js'
-import { operatorSecurity, problems, WorkerParamsSchema, workerSecurity } from '../schemas.js'
+import { IdempotencyHeadersSchema, operatorSecurity, problems, WorkerParamsSchema, workerSecurity } from '../schemas.js'
 
 const LINEAGE_LIMIT = 10_000
 
@@ -35,10 +35,13 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       operationId: 'registerWorker',
       tags,
       summary: 'Register with a signed manifest (the manifest is the credential)',
+      description:
+        'With an Idempotency-Key, a repeat answers the first registration with a fresh lease_token and revokes the one answered before. Keys are scoped to the manifest (its worker_id), the only credential of this open endpoint.',
+      headers: IdempotencyHeadersSchema,
       body: ManifestSchema,
-      response: { 201: RegistrationResponseSchema.describe('Registered: the worker view and its lease token (shown once)'), ...problems(400, 403, 409, 413, 415, 429) },
+      response: { 201: RegistrationResponseSchema.describe('Registered: the worker view and its lease token (shown once)'), ...problems(400, 403, 409, 413, 415, 422, 429) },
     },
-    handler: async (request, reply) => reply.code(201).send(warden.admission.register(request.body)),
+    handler: async (request, reply) => reply.code(201).send(warden.admission.register(request.body, request.headers['idempotency-key'])),
   })
 
   app.post('/v1/workers/:id/heartbeat', {
@@ -70,10 +73,12 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       summary: 'Ask to replicate; an approval is the child manifest',
       security: workerSecurity,
       params: WorkerParamsSchema,
+      headers: IdempotencyHeadersSchema,
       body: SpawnRequestSchema,
-      response: { 201: ManifestSchema.describe('Approved: the signed child manifest'), ...problems(400, 401, 403, 404, 410, 413, 415, 429) },
+      response: { 201: ManifestSchema.describe('Approved: the signed child manifest'), ...problems(400, 401, 403, 404, 410, 413, 415, 422, 429) },
     },
-    handler: async (request, reply) => reply.code(201).send(warden.admission.spawn(request.worker!, request.body)),
+    handler: async (request, reply) =>
+      reply.code(201).send(warden.admission.spawn(request.worker!, request.body, request.headers['idempotency-key'])),
   })
 
   app.delete('/v1/workers/:id', {
