@@ -15,4 +15,15 @@ export default tseslint.config(
     files: ['scripts/**', 'test/**', 'bench/**', 'src/cli/**'],
     rules: { 'no-console': 'off' },
   },
+  {
+    // The console runs in the browser as plain ES modules (no build step).
+    files: ['src/console/**/*.js'],
+    languageOptions: {
+      globals: Object.fromEntries(
+        ['window', 'document', 'location', 'sessionStorage', 'fetch', 'performance', 'setTimeout', 'clearTimeout',
+          'setInterval', 'requestAnimationFrame', 'structuredClone', 'AbortController', 'TextDecoderStream', 'console']
+          .map((name) => [name, 'readonly']),
+      ),
+    },
+  },
 )

@@ -10,6 +10,7 @@ import type { Warden } from './domain/index.js'
 import { createMetrics, type Metrics } from './http/metrics.js'
 import { authPlugin } from './http/plugins/auth.js'
 import { errorsPlugin, RequestValidationError, sendProblem } from './http/plugins/errors.js'
+import { consoleRoutes } from './http/plugins/console.js'
 import { swaggerPlugin } from './http/plugins/swagger.js'
 import { auditRoutes } from './http/routes/audit.js'
 import { contractRoutes } from './http/routes/contract.js'
@@ -175,5 +176,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('preClose', async () => hub.close())
   app.decorate('events', hub)
   await app.register(eventRoutes, { hub })
+  await app.register(consoleRoutes, {})
   return app
 }

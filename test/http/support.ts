@@ -39,7 +39,11 @@ export const SPEC_ROUTES = [
  * Routes of SPEC §6 that the §3 table does not list and that inject cannot drive like the others
  * (an endless stream, static console files): tested by test/e2e/events.test.ts and test/browser/.
  */
-export const STREAM_AND_CONSOLE_ROUTES = [{ method: 'GET', path: '/v1/events', auth: 'op' }] as const
+export const STREAM_AND_CONSOLE_ROUTES = [
+  { method: 'GET', path: '/v1/events', auth: 'op' },
+  { method: 'GET', path: '/', auth: 'none' },
+  { method: 'GET', path: '/console/:file', auth: 'none' },
+] as const
 
 export type SpecRoute = (typeof SPEC_ROUTES)[number]
 /** "METHOD /path" of each row, exactly (not every method with every path). */
