@@ -19,6 +19,7 @@ import { eventRoutes } from './http/routes/events.js'
 import { summaryRoutes } from './http/routes/summary.js'
 import { killSwitchRoutes } from './http/routes/kill-switch.js'
 import { manifestRoutes } from './http/routes/manifests.js'
+import { sandboxRoutes } from './http/routes/sandboxes.js'
 import { systemRoutes } from './http/routes/system.js'
 import { workerAdminRoutes, workerSelfRoutes } from './http/routes/workers.js'
 import { LIMITS } from './schemas/index.js'
@@ -162,6 +163,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(killSwitchRoutes, { warden })
   await app.register(auditRoutes, { warden })
   await app.register(summaryRoutes, { warden })
+  await app.register(sandboxRoutes, { warden })
 
   const { audit } = warden.store
   const hub = createEventHub({

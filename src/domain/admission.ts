@@ -13,6 +13,7 @@ import { operatorActor, workerActor, type DomainDeps } from './context.js'
 import { DomainError } from './errors.js'
 import type { Transitions } from './transitions.js'
 import { within } from './resources.js'
+import { EXTERNAL } from './sandbox.js'
 import { evaluateConditions } from './stop-conditions.js'
 import { idempotencyScope } from './idempotency.js'
 import { generateToken, hashToken, newWorkerId } from './tokens.js'
@@ -58,7 +59,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
         manifest: candidate(),
         active_count: leases.size,
         contract: contractView(contract),
-        parent: parent() && workerSummary(parent()!),
+        parent: parent() && workerSummary(parent()!, sandbox.describe(parent()!.worker_id)),
       }),
     )
     const occupied = lazy(() => leases.size + store.manifests.countOutstanding(now))
@@ -199,7 +200,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
      */
     register(manifest: Manifest, key?: string): RegistrationResponse {
       const scope = idempotencyScope(`manifest:${manifest.worker_id}`, key, 'register', manifest)
-      const { value: registered, replayed } = idempotency.once(scope, () => {
+      const { value: registered } = idempotency.once(scope, () => {
         const now = clock.now()
         const contract = contracts.current()
         const { signature: _signature, key_id: _keyId, ...fields } = manifest
@@ -242,7 +243,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
         const row = store.workers.get(manifest.worker_id)!
         store.afterCommit(() => leases.add(row))
         store.manifests.close(manifest.worker_id, 'registered')
-        store.sandboxes.launch(manifest.worker_id, sandbox.name, JSON.stringify(manifest.resources), now)
+        store.sandboxes.launch(manifest.worker_id, EXTERNAL, JSON.stringify(manifest.resources), now)
         store.audit.append(
           {
             type: 'worker_registered',
@@ -265,7 +266,6 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
         replay: rotateLeaseToken,
         recordError: (error) => error.code !== 'invalid_signature' && error.code !== 'unknown_key',
       })
-      if (!replayed) sandbox.launch(registered.worker.worker_id, registered.worker.resources)
       return registered
     },
   }

@@ -4,7 +4,7 @@ import type { Clock } from './clock.js'
 import type { Idempotency } from './idempotency.js'
 import type { LeaseBook } from './lease-book.js'
 import type { ContractService } from './contract-service.js'
-import type { SandboxDriver } from './sandbox.js'
+import type { SandboxEnforcer } from './sandbox.js'
 import type { Signer } from './signing.js'
 
 export interface DomainDeps {
@@ -12,11 +12,14 @@ export interface DomainDeps {
   clock: Clock
   signer: Signer
   contracts: ContractService
-  sandbox: SandboxDriver
+  /** Carries committed decisions out on managed workers' sandboxes. */
+  sandbox: SandboxEnforcer
   /** Leases of the live workers; renewals reach the database within a second. */
   leases: LeaseBook
   /** Keyed requests decide once (SPEC §3 Retries). */
   idempotency: Idempotency
+  /** Where failures of background work (driver calls) are reported. */
+  report?: (message: string, error: unknown) => void
 }
 
 export const operatorActor = 'operator'

@@ -34,6 +34,7 @@ export const statusByCode: Record<ErrorCode, number> = {
   internal_error: 500,
   service_unavailable: 503,
   storage_unavailable: 503,
+  sandbox_unavailable: 503,
 }
 
 export const titleByStatus: Record<number, string> = {

@@ -9,7 +9,8 @@ import { createAuthentication } from './authentication.js'
 import { createKillSwitch } from './kill-switch.js'
 import { createLiveness } from './liveness.js'
 import { createTransitions } from './transitions.js'
-import { recordOnlyDriver, type SandboxDriver } from './sandbox.js'
+import { createSandboxEnforcer, noSandboxPort, type SandboxPort } from './sandbox.js'
+import { createSandboxes } from './sandboxes.js'
 import type { Signer } from './signing.js'
 import { verifyChain } from './audit-chain.js'
 import type { Store } from '../store/index.js'
@@ -21,25 +22,40 @@ export interface WardenOptions {
   signer: Signer
   /** Contract applied at start (WARDEN_CONTRACT); the stored one, or the defaults, otherwise. */
   contract?: unknown
-  sandbox?: SandboxDriver
+  /** The sandbox driver, adapted; none: external workers only. */
+  sandbox?: SandboxPort
+  /** Failures of background work (driver calls); silent when omitted. */
+  report?: (message: string, error: unknown) => void
 }
 
 export function createWarden(options: WardenOptions) {
   const contracts = createContractService(options.store, options.clock, options.contract)
+  const leases = new LeaseBook()
+  const report = options.report ?? (() => {})
+  const enforcer = createSandboxEnforcer({
+    store: options.store,
+    clock: options.clock,
+    contracts,
+    leases,
+    port: options.sandbox ?? noSandboxPort(),
+    report,
+  })
   const deps: DomainDeps = {
     store: options.store,
     clock: options.clock,
     signer: options.signer,
     contracts,
-    sandbox: options.sandbox ?? recordOnlyDriver,
-    leases: new LeaseBook(),
+    sandbox: enforcer,
+    leases,
+    report,
     idempotency: createIdempotency(options.store, () => options.clock.now()),
   }
   const transitions = createTransitions(deps)
   const killSwitch = createKillSwitch(deps)
+  const admission = createAdmission(deps, transitions)
   return {
     ...deps,
-    admission: createAdmission(deps, transitions),
+    admission,
     transitions,
     killSwitch,
     liveness: createLiveness(deps, transitions),
@@ -62,6 +78,7 @@ export function createWarden(options: WardenOptions) {
         audit_head_seq: store.audit.head().seq,
       }
     },
+    sandboxes: createSandboxes({ ...deps, enforcer }, transitions, admission),
     verifyAudit: () => verifyChain(options.store.audit.iterate(), options.store.audit.head()),
   }
 }

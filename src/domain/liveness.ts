@@ -117,6 +117,8 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
     tick(): TickResult {
       const result: TickResult = { reaped: 0, expired: 0, manifests_expired: 0 }
       const now = clock.now()
+      // A frozen managed worker cannot heartbeat: Warden holds its lease (SPEC §5).
+      sandbox.holdLeases(now)
       // The database may hold a lease older than the book's (renewals are flushed lazily): a
       // candidate whose book lease is still running is written back instead of reaped.
       const dueLeases = store.workers.dueLease(now, BATCH)
@@ -157,7 +159,6 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
           result.manifests_expired++
         }
       })
-      if (ended.length > 0) sandbox.stop(ended, 'reaper')
       if ([dueLeases, dueLifetimes, dueManifests].some((due) => due.length === BATCH)) {
         const more = liveness.tick()
         result.reaped += more.reaped

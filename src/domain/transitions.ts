@@ -16,6 +16,7 @@ const auditTypeFor: Record<TerminalStatus, AuditType> = {
   killed: 'worker_killed',
   reaped: 'worker_reaped',
   expired: 'worker_expired',
+  exited: 'sandbox_exited',
 }
 
 export const isLive = (status: WorkerStatus): boolean => status === 'active' || status === 'quarantined'
@@ -42,12 +43,21 @@ export function createTransitions(deps: DomainDeps) {
    * Inside a transaction: ends a live worker, voids the manifests it had issued that are still
    * outstanding (they could never register), and audits all of it.
    */
-  function terminate(row: WorkerRow, status: TerminalStatus, reason: string, actor: string, now: number): WorkerRow {
+  function terminate(
+    row: WorkerRow,
+    status: TerminalStatus,
+    reason: string,
+    actor: string,
+    now: number,
+    data: Record<string, unknown> = {},
+  ): WorkerRow {
     if (!store.workers.terminate(row.worker_id, status, reason, now)) return store.workers.get(row.worker_id)!
     store.afterCommit(() => leases.remove(row.worker_id))
+    // SPEC §2.12: once the end commits, a managed worker's processes are killed, whoever ended it.
+    store.afterCommit(() => sandbox.stop([row.worker_id], reason))
     const at = iso(now)
     store.audit.append(
-      { type: auditTypeFor[status], actor, worker_id: row.worker_id, parent_id: row.parent_id, code: status, data: { reason } },
+      { type: auditTypeFor[status], actor, worker_id: row.worker_id, parent_id: row.parent_id, code: status, data: { reason, ...data } },
       at,
     )
     for (const child of store.manifests.outstandingOf(row.worker_id)) {
@@ -97,7 +107,8 @@ export function createTransitions(deps: DomainDeps) {
       : row
   }
 
-  const view = (row: WorkerRow): WorkerView => workerView(withLease(row), store.workers.countChildren(row.worker_id))
+  const view = (row: WorkerRow): WorkerView =>
+    workerView(withLease(row), store.workers.countChildren(row.worker_id), sandbox.describe(row.worker_id))
 
   /** Quarantine and release: moves between the two live states. */
   function setLiveStatus(workerId: string, status: 'active' | 'quarantined', reason: string | null): WorkerView {
@@ -108,6 +119,8 @@ export function createTransitions(deps: DomainDeps) {
       if (row.status === status) return view(row)
       store.workers.setLiveStatus(workerId, status, reason)
       store.afterCommit(() => leases.setStatus(workerId, status))
+      // Quarantine freezes a managed worker's processes; release thaws them (SPEC §5).
+      store.afterCommit(() => (status === 'quarantined' ? sandbox.freeze(workerId) : sandbox.thaw(workerId)))
       store.audit.append(
         {
           type: status === 'quarantined' ? 'worker_quarantined' : 'worker_released',
@@ -136,7 +149,6 @@ export function createTransitions(deps: DomainDeps) {
         if (!isLive(current.status)) return current
         return terminate(current, 'deregistered', reason ?? 'deregistered', workerActor(workerId), clock.now())
       })
-      if (row.status === 'deregistered') sandbox.stop([workerId], row.reason ?? 'deregistered')
       return view(row)
     },
 
@@ -169,7 +181,6 @@ export function createTransitions(deps: DomainDeps) {
         }
         return { worker: view(row), killed }
       }, { critical: true })
-      if (result.killed.length > 0) sandbox.stop(result.killed, reason)
       return result
     },
   }

@@ -2,8 +2,9 @@
 import type { LineageNode, Resources, StateSnapshot, WorkerSummary, WorkerView } from '../schemas/index.js'
 import type { WorkerRow } from '../store/workers.js'
 import { iso, isoOrNull } from './clock.js'
+import type { SandboxInfo } from './sandbox.js'
 
-export function workerSummary(row: WorkerRow): WorkerSummary {
+export function workerSummary(row: WorkerRow, sandbox: SandboxInfo): WorkerSummary {
   return {
     worker_id: row.worker_id,
     parent_id: row.parent_id,
@@ -18,20 +19,24 @@ export function workerSummary(row: WorkerRow): WorkerSummary {
     lease_expires_at: iso(row.lease_expires_at),
     expires_at: isoOrNull(row.expires_at),
     ended_at: isoOrNull(row.ended_at),
+    managed: sandbox.managed,
+    sandbox: sandbox.sandbox,
   }
 }
 
-export function workerView(row: WorkerRow, childrenCount: number): WorkerView {
+export function workerView(row: WorkerRow, childrenCount: number, sandbox: SandboxInfo): WorkerView {
   return {
-    ...workerSummary(row),
+    ...workerSummary(row, sandbox),
     state_snapshot: JSON.parse(row.state_snapshot) as StateSnapshot,
     children_count: childrenCount,
   }
 }
 
-export const lineageNode = (row: WorkerRow): LineageNode => ({
+export const lineageNode = (row: Pick<WorkerRow, 'worker_id' | 'parent_id' | 'depth' | 'status'>, sandbox: SandboxInfo): LineageNode => ({
   worker_id: row.worker_id,
   parent_id: row.parent_id,
   depth: row.depth,
   status: row.status,
+  managed: sandbox.managed,
+  sandbox: sandbox.sandbox,
 })

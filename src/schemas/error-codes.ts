@@ -32,6 +32,7 @@ export const ErrorCodeSchema = z
     'rate_limited',
     'service_unavailable',
     'storage_unavailable',
+    'sandbox_unavailable',
     'internal_error',
   ])
   .meta({ id: 'ErrorCode', description: 'Stable machine code of a problem document', examples: ['quota_exceeded'] })

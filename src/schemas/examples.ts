@@ -45,6 +45,30 @@ const summary = {
   lease_expires_at: '2026-03-14T09:31:19.877Z',
   expires_at: '2026-03-14T10:26:54.102Z',
   ended_at: null,
+  managed: false,
+  sandbox: null,
+}
+const program = { command: ['node', 'worker.mjs'], env: { AGENT_MODE: 'summarise' } }
+const sandboxUsage = { cpu_seconds: 12.4, memory_bytes: 48_234_496, memory_peak_bytes: 61_865_984, pids: 3, oom_kills: 0 }
+const sandbox = {
+  driver: 'process',
+  state: 'running',
+  pid: 48213,
+  started_at: '2026-03-14T09:26:54.180Z',
+  ended_at: null,
+  exit_code: null,
+  signal: null,
+  usage: sandboxUsage,
+}
+const managedWorker = {
+  ...summary,
+  worker_id: ROOT_ID,
+  parent_id: null,
+  depth: 0,
+  managed: true,
+  sandbox,
+  state_snapshot: { task: 'summarise the corpus' },
+  children_count: 0,
 }
 const worker = { ...summary, state_snapshot: manifest.state_snapshot, children_count: 0 }
 const killed = { ...worker, status: 'killed', reason: 'runaway memory use', ended_at: '2026-03-14T09:32:00.000Z' }
@@ -90,11 +114,11 @@ export const EXAMPLES = {
     heartbeat_timeout_seconds: 15,
   },
   workerList: { items: [summary], next_cursor: null },
-  lineageNode: { worker_id: CHILD_ID, parent_id: ROOT_ID, depth: 1, status: 'active' },
+  lineageNode: { worker_id: CHILD_ID, parent_id: ROOT_ID, depth: 1, status: 'active', managed: true, sandbox },
   lineage: {
     worker_id: ROOT_ID,
     ancestors: [],
-    descendants: [{ worker_id: CHILD_ID, parent_id: ROOT_ID, depth: 1, status: 'active' }],
+    descendants: [{ worker_id: CHILD_ID, parent_id: ROOT_ID, depth: 1, status: 'active', managed: false, sandbox: null }],
     truncated: false,
   },
   reasonBody: { reason: 'investigating a spike in spawn requests' },
@@ -107,6 +131,21 @@ export const EXAMPLES = {
     reason: 'operator drill',
     terminated: 7,
     manifests_voided: 1,
+  },
+  program,
+  sandboxUsage,
+  sandbox,
+  sandboxLaunchRequest: { program, state_snapshot: { task: 'summarise the corpus' }, resources },
+  sandboxLaunch: {
+    worker: managedWorker,
+    manifest: { ...manifest, worker_id: ROOT_ID, parent_id: null, depth: 0, state_snapshot: { task: 'summarise the corpus' } },
+  },
+  sandboxDriverStatus: {
+    driver: 'process',
+    available: true,
+    reason: 'cgroup v1 hierarchies (no cgroup2 controllers here)',
+    cgroup: 'hybrid',
+    enforces: { memory: true, cpu: true, pids: true, network: true, freeze: true, kill: true },
   },
   auditRecord,
   auditPage: { items: [auditRecord], next_after_seq: null },

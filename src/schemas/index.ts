@@ -18,15 +18,21 @@ export const LIMITS = {
   listLimit: 1000,
   /** Nesting levels of a request body (a state snapshot sits two levels down). */
   jsonDepth: 32,
+  /** A managed worker's program (SPEC §5): argv items, env entries, and their lengths. */
+  programArgs: 64,
+  programEnv: 64,
+  programArgChars: 4096,
+  programEnvNameChars: 128,
+  programEnvValueChars: 4096,
 } as const
 
-const TERMINAL = ['deregistered', 'killed', 'reaped', 'expired'] as const
+const TERMINAL = ['deregistered', 'killed', 'reaped', 'expired', 'exited'] as const
 export const WorkerStatusSchema = z.enum(['active', 'quarantined', ...TERMINAL]).meta({ id: 'WorkerStatus', examples: ['active'] })
 export type WorkerStatus = z.infer<typeof WorkerStatusSchema>
 export const TERMINAL_STATUSES: readonly WorkerStatus[] = TERMINAL
 export const LIVE_STATUSES: readonly WorkerStatus[] = ['active', 'quarantined']
 
-export const TerminationReasonSchema = z.enum(['kill_switch', 'killed', 'reaped', 'expired', 'deregistered'])
+export const TerminationReasonSchema = z.enum(['kill_switch', 'killed', 'reaped', 'expired', 'deregistered', 'exited'])
 export type TerminationReason = z.infer<typeof TerminationReasonSchema>
 
 export const WorkerIdSchema = z
@@ -175,6 +181,82 @@ export const HeartbeatResponseSchema = z
   .meta({ id: 'HeartbeatResponse', examples: [EXAMPLES.heartbeatResponse] })
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponseSchema>
 
+/** What a managed worker runs (SPEC §5); a managed child runs its root's program. */
+export const SandboxProgramSchema = z
+  .strictObject({
+    command: z
+      .array(z.string().min(1).max(LIMITS.programArgChars).refine((arg) => !arg.includes('\0'), 'must not contain NUL'))
+      .min(1)
+      .max(LIMITS.programArgs),
+    env: z
+      .record(
+        z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name')
+          .refine((name) => !name.startsWith('WARDEN_'), 'WARDEN_* variables are set by Warden'),
+        z.string().max(LIMITS.programEnvValueChars).refine((value) => !value.includes('\0'), 'must not contain NUL'),
+      )
+      .refine((env) => Object.keys(env).length <= LIMITS.programEnv, { message: `at most ${LIMITS.programEnv} entries` })
+      .optional(),
+  })
+  .meta({ id: 'SandboxProgram', description: 'argv (command[0] is the executable) and extra environment', examples: [EXAMPLES.program] })
+export type SandboxProgram = z.output<typeof SandboxProgramSchema>
+
+export const SandboxLaunchRequestSchema = z
+  .strictObject({
+    program: SandboxProgramSchema,
+    state_snapshot: StateSnapshotSchema.optional(),
+    resources: ResourcesSchema.optional(),
+  })
+  .meta({ id: 'SandboxLaunchRequest', examples: [EXAMPLES.sandboxLaunchRequest] })
+export type SandboxLaunchRequest = z.output<typeof SandboxLaunchRequestSchema>
+
+export const SandboxUsageSchema = z
+  .strictObject({
+    cpu_seconds: z.number(),
+    memory_bytes: z.number(),
+    memory_peak_bytes: z.number(),
+    pids: z.int(),
+    oom_kills: z.int(),
+  })
+  .meta({ id: 'SandboxUsage', description: 'read from the cgroup, at most a few seconds old', examples: [EXAMPLES.sandboxUsage] })
+export type SandboxUsage = z.infer<typeof SandboxUsageSchema>
+
+export const SandboxStateSchema = z.enum(['starting', 'running', 'frozen', 'ended']).meta({ id: 'SandboxState', examples: ['running'] })
+export type SandboxState = z.infer<typeof SandboxStateSchema>
+
+export const SandboxViewSchema = z
+  .strictObject({
+    driver: z.string(),
+    state: SandboxStateSchema,
+    pid: z.int().nullable().describe('host PID of the sandbox\'s first process'),
+    started_at: Timestamp.nullable(),
+    ended_at: Timestamp.nullable(),
+    exit_code: z.int().nullable(),
+    signal: z.string().nullable(),
+    usage: SandboxUsageSchema.nullable().describe('null once the sandbox has ended'),
+  })
+  .meta({ id: 'Sandbox', description: 'The sandbox of a managed worker', examples: [EXAMPLES.sandbox] })
+export type SandboxView = z.infer<typeof SandboxViewSchema>
+
+export const SandboxDriverStatusSchema = z
+  .strictObject({
+    driver: z.enum(['process', 'none']),
+    available: z.boolean(),
+    reason: z.string().nullable().describe('why not available, or what is not enforced on this host'),
+    cgroup: z.enum(['v2', 'v1', 'hybrid']).nullable(),
+    enforces: z.strictObject({
+      memory: z.boolean(),
+      cpu: z.boolean(),
+      pids: z.boolean(),
+      network: z.boolean(),
+      freeze: z.boolean(),
+      kill: z.boolean(),
+    }),
+  })
+  .meta({ id: 'SandboxDriverStatus', examples: [EXAMPLES.sandboxDriverStatus] })
+export type SandboxDriverStatus = z.infer<typeof SandboxDriverStatusSchema>
+
 const workerFields = {
   worker_id: WorkerIdSchema,
   parent_id: WorkerIdSchema.nullable(),
@@ -189,6 +271,8 @@ const workerFields = {
   lease_expires_at: Timestamp,
   expires_at: Timestamp.nullable().describe('end of the worker lifetime, null when unlimited'),
   ended_at: Timestamp.nullable(),
+  managed: z.boolean().describe('launched by Warden in a sandbox that enforces every decision (SPEC §5)'),
+  sandbox: SandboxViewSchema.nullable().describe('null for an external worker'),
 }
 
 export const WorkerSummarySchema = z.strictObject(workerFields).meta({ id: 'WorkerSummary', examples: [EXAMPLES.summary] })
@@ -213,6 +297,13 @@ export const RegistrationResponseSchema = z
   .meta({ id: 'Registration', examples: [EXAMPLES.registration] })
 export type RegistrationResponse = z.infer<typeof RegistrationResponseSchema>
 
+export const SandboxLaunchResponseSchema = z
+  .strictObject({
+    worker: WorkerViewSchema,
+    manifest: ManifestSchema.describe('the signed manifest the sandbox runs with (already registered)'),
+  })
+  .meta({ id: 'SandboxLaunch', examples: [EXAMPLES.sandboxLaunch] })
+
 export const WorkerListQuerySchema = z.strictObject({
   status: WorkerStatusSchema.optional(),
   parent_id: WorkerIdSchema.optional(),
@@ -235,6 +326,8 @@ export const LineageNodeSchema = z
     parent_id: WorkerIdSchema.nullable(),
     depth: z.int(),
     status: WorkerStatusSchema,
+    managed: z.boolean(),
+    sandbox: SandboxViewSchema.nullable(),
   })
   .meta({ id: 'LineageNode', examples: [EXAMPLES.lineageNode] })
 export type LineageNode = z.infer<typeof LineageNodeSchema>
@@ -294,6 +387,11 @@ export const AuditTypeSchema = z.enum([
   'kill_switch_disengaged',
   'contract_updated',
   'controller_started',
+  'sandbox_launched',
+  'sandbox_exited',
+  'sandbox_oom',
+  'sandbox_frozen',
+  'sandbox_thawed',
 ]).meta({ id: 'AuditType', examples: ['spawn_approved'] })
 export type AuditType = z.infer<typeof AuditTypeSchema>
 

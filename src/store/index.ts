@@ -8,9 +8,9 @@ import {
   createContractRepository,
   createControllerStateRepository,
   createKillSwitchRepository,
-  createSandboxRepository,
 } from './singletons.js'
 import { createStorageHealth, isStorageFailure, noReserve, type Reserve } from './storage.js'
+import { createSandboxRepository } from './sandboxes.js'
 import { createWorkerRepository } from './workers.js'
 
 export interface StoreOptions {

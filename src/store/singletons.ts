@@ -41,28 +41,3 @@ export function createContractRepository(db: Db) {
     },
   }
 }
-
-export function createSandboxRepository(db: Db) {
-  const launch = db.prepare(`INSERT INTO sandboxes (worker_id, driver, resources, launched_at) VALUES (?, ?, ?, ?)`)
-  const get = db.prepare<[string], SandboxRow>(`
-    SELECT s.worker_id, s.driver, s.resources, s.launched_at,
-      CASE WHEN w.status IN ('active', 'quarantined') THEN 'running' ELSE 'stopped' END AS status,
-      w.ended_at AS stopped_at,
-      CASE WHEN w.status IN ('active', 'quarantined') THEN NULL ELSE w.reason END AS stop_reason
-    FROM sandboxes s JOIN workers w USING (worker_id) WHERE s.worker_id = ?`)
-  return {
-    launch: (workerId: string, driver: string, resources: string, at: number): void => void launch.run(workerId, driver, resources, at),
-    /** The record with its status: running while the worker lives, stopped (when, why) once it ends. */
-    get: (workerId: string): SandboxRow | undefined => get.get(workerId),
-  }
-}
-
-export interface SandboxRow {
-  worker_id: string
-  driver: string
-  resources: string
-  status: 'running' | 'stopped'
-  launched_at: number
-  stopped_at: number | null
-  stop_reason: string | null
-}

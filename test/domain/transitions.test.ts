@@ -1,15 +1,9 @@
 // Worker states (SPEC §1): shutdown, quarantine, release, kill with cascade, terminal states that
 // never come back, and the sandbox record each move keeps.
 import { afterEach, describe, expect, it } from 'vitest'
-import { ManualClock } from '../../src/domain/clock.js'
-import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
-import { createWarden, type Warden } from '../../src/domain/index.js'
-import type { SandboxDriver } from '../../src/domain/sandbox.js'
-import { createSigner } from '../../src/domain/signing.js'
+import type { Warden } from '../../src/domain/index.js'
 import type { ContractInput } from '../../src/schemas/index.js'
-import { openDatabase } from '../../src/store/db.js'
-import { createStore } from '../../src/store/index.js'
-import { createTestWarden, registerChild, registerRoot, SIGNING_KEY, type TestWarden } from '../helpers/harness.js'
+import { createTestWarden, registerChild, registerRoot, type TestWarden } from '../helpers/harness.js'
 import {
   auditHead,
   auditRecords,
@@ -224,7 +218,7 @@ describe('sandbox record', () => {
       const t = setup({ expiration_seconds: 40 })
       const root = registerRoot(t.warden).id
       const child = registerChild(t.warden, root).id
-      expect(sandboxOf(t.warden, child)).toMatchObject({ status: 'running', driver: 'record', launched_at: t.clock.now(), stopped_at: null })
+      expect(sandboxOf(t.warden, child)).toMatchObject({ status: 'running', driver: 'external', launched_at: t.clock.now(), stopped_at: null })
       expect(JSON.parse(sandboxOf(t.warden, child)!.resources)).toEqual(JSON.parse(worker(t.warden, child).resources))
 
       const id = end(t, { root, child })
@@ -234,33 +228,5 @@ describe('sandbox record', () => {
       if (expectedReason) expect(row.reason).toBe(expectedReason)
     })
   }
-
-  it('tells the sandbox driver to launch after registration and to stop what ended', () => {
-    const calls: string[] = []
-    const driver: SandboxDriver = {
-      name: 'spy',
-      launch: (id) => void calls.push(`launch ${id}`),
-      stop: (ids, reason) => void calls.push(`stop ${ids === 'all' ? 'all' : [...ids].sort().join(',')} ${reason}`),
-    }
-    const db = openDatabase(':memory:')
-    open.push(db)
-    const clock = new ManualClock()
-    const warden = createWarden({
-      store: createStore(db),
-      clock,
-      signer: createSigner(SIGNING_KEY),
-      sandbox: driver,
-      contract: { ...DEFAULT_CONTRACT, cooldown_seconds: 0, heartbeat_timeout_seconds: 30 },
-    })
-    warden.liveness.resume()
-    const a = registerRoot(warden).id
-    const b = registerRoot(warden).id
-    const c = registerRoot(warden).id
-    expect(warden.store.sandboxes.get(a)).toMatchObject({ driver: 'spy', status: 'running' })
-    warden.transitions.deregister(a, 'done')
-    warden.transitions.kill(b, { reason: 'stop', cascade: true })
-    warden.killSwitch.engage('drill')
-    expect(calls).toEqual([`launch ${a}`, `launch ${b}`, `launch ${c}`, `stop ${a} done`, `stop ${b} stop`, 'stop all kill_switch'])
-  })
 })
 

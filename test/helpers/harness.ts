@@ -4,6 +4,7 @@ import { buildApp } from '../../src/app.js'
 import { ManualClock } from '../../src/domain/clock.js'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
 import { createWarden, type Warden } from '../../src/domain/index.js'
+import type { SandboxPort } from '../../src/domain/sandbox.js'
 import { createSigner } from '../../src/domain/signing.js'
 import type { ContractInput, Manifest } from '../../src/schemas/index.js'
 import { openDatabase } from '../../src/store/db.js'
@@ -19,13 +20,19 @@ export interface TestWarden {
 }
 
 /** A fresh domain over a fresh `:memory:` database (or `file`), with a contract of `overrides`. */
-export function createTestWarden(overrides: Partial<ContractInput> = {}, file = ':memory:', clock = new ManualClock()): TestWarden {
+export function createTestWarden(
+  overrides: Partial<ContractInput> = {},
+  file = ':memory:',
+  clock = new ManualClock(),
+  sandbox?: SandboxPort,
+): TestWarden {
   const db = openDatabase(file)
   const warden = createWarden({
     store: createStore(db),
     clock,
     signer: createSigner(SIGNING_KEY),
     contract: { ...DEFAULT_CONTRACT, cooldown_seconds: 0, ...overrides },
+    ...(sandbox ? { sandbox } : {}),
   })
   warden.liveness.resume()
   return {
@@ -43,8 +50,8 @@ export interface TestApp extends TestWarden {
   op: Record<string, string>
 }
 
-export async function createTestApp(overrides: Partial<ContractInput> = {}): Promise<TestApp> {
-  const base = createTestWarden(overrides)
+export async function createTestApp(overrides: Partial<ContractInput> = {}, sandbox?: SandboxPort): Promise<TestApp> {
+  const base = createTestWarden(overrides, ':memory:', new ManualClock(), sandbox)
   const app = await buildApp({ warden: base.warden, operatorToken: OPERATOR_TOKEN })
   await app.ready()
   return {

@@ -227,6 +227,8 @@ describe('POST /v1/workers (registration)', () => {
       lease_expires_at: iso(now + 30_000),
       expires_at: iso(now + 3_600_000),
       ended_at: null,
+      managed: false,
+      sandbox: null,
       state_snapshot: { task: 'x' },
       children_count: 0,
     })
@@ -779,7 +781,7 @@ describe('GET /v1/workers', () => {
     expect(body.items).toHaveLength(ids.length)
     expect(body.next_cursor).toBeNull()
     expect(Object.keys(body.items[0]!).sort()).toEqual(
-      ['depth', 'ended_at', 'expires_at', 'issued_at', 'key_id', 'last_heartbeat_at', 'lease_expires_at', 'parent_id', 'reason', 'registered_at', 'resources', 'status', 'worker_id'],
+      ['depth', 'ended_at', 'expires_at', 'issued_at', 'key_id', 'last_heartbeat_at', 'lease_expires_at', 'managed', 'parent_id', 'reason', 'registered_at', 'resources', 'sandbox', 'status', 'worker_id'],
     )
   })
 })
@@ -814,9 +816,9 @@ describe('GET /v1/workers/{id} and lineage', () => {
     expect(ofLeaf).toEqual({
       worker_id: gg1.id,
       ancestors: [
-        { worker_id: root.id, parent_id: null, depth: 0, status: 'active' },
-        { worker_id: c1.id, parent_id: root.id, depth: 1, status: 'active' },
-        { worker_id: g1.id, parent_id: c1.id, depth: 2, status: 'active' },
+        { worker_id: root.id, parent_id: null, depth: 0, status: 'active', managed: false, sandbox: null },
+        { worker_id: c1.id, parent_id: root.id, depth: 1, status: 'active', managed: false, sandbox: null },
+        { worker_id: g1.id, parent_id: c1.id, depth: 2, status: 'active', managed: false, sandbox: null },
       ],
       descendants: [],
       truncated: false,
@@ -826,10 +828,10 @@ describe('GET /v1/workers/{id} and lineage', () => {
       worker_id: root.id,
       ancestors: [],
       descendants: [
-        { worker_id: c1.id, parent_id: root.id, depth: 1, status: 'active' },
-        { worker_id: c2.id, parent_id: root.id, depth: 1, status: 'killed' },
-        { worker_id: g1.id, parent_id: c1.id, depth: 2, status: 'active' },
-        { worker_id: gg1.id, parent_id: g1.id, depth: 3, status: 'active' },
+        { worker_id: c1.id, parent_id: root.id, depth: 1, status: 'active', managed: false, sandbox: null },
+        { worker_id: c2.id, parent_id: root.id, depth: 1, status: 'killed', managed: false, sandbox: null },
+        { worker_id: g1.id, parent_id: c1.id, depth: 2, status: 'active', managed: false, sandbox: null },
+        { worker_id: gg1.id, parent_id: g1.id, depth: 3, status: 'active', managed: false, sandbox: null },
       ],
       truncated: false,
     })

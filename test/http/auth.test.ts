@@ -20,6 +20,7 @@ import {
   type RouteKey,
   type SpecRoute,
 } from './support.js'
+import { createFakeSandbox } from '../helpers/fake-sandbox.js'
 
 interface Ctx {
   t: TestApp
@@ -29,7 +30,7 @@ interface Ctx {
 }
 
 async function setup(): Promise<Ctx> {
-  const t = await createTestApp({ max_replicas: 100 })
+  const t = await createTestApp({ max_replicas: 100 }, createFakeSandbox())
   const target = registerRoot(t.warden)
   const child = registerChild(t.warden, target.id)
   const other = registerRoot(t.warden)
@@ -63,6 +64,8 @@ const FIXTURES: Record<RouteKey, (ctx: Ctx) => { request: InjectOptions; status:
   'GET /v1/audit': () => ({ request: {}, status: 200 }),
   'GET /v1/audit/verify': () => ({ request: {}, status: 200 }),
   'GET /v1/summary': () => ({ request: {}, status: 200 }),
+  'POST /v1/sandboxes': () => ({ request: jsonBody({ program: { command: ['node', 'worker.mjs'] } }), status: 201 }),
+  'GET /v1/sandbox-driver': () => ({ request: {}, status: 200 }),
 }
 
 interface Credential {

@@ -33,6 +33,8 @@ export const SPEC_ROUTES = [
   { method: 'GET', path: '/v1/audit/verify', auth: 'op' },
   // Not in the §3 table: the counts the console (§6) shows first.
   { method: 'GET', path: '/v1/summary', auth: 'op' },
+  { method: 'POST', path: '/v1/sandboxes', auth: 'op' },
+  { method: 'GET', path: '/v1/sandbox-driver', auth: 'op' },
 ] as const satisfies ReadonlyArray<{ method: Method; path: string; auth: Auth }>
 
 /**

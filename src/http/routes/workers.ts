@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Warden } from '../../domain/index.js'
-import { workerSummary } from '../../domain/views.js'
+import { lineageNode, workerSummary } from '../../domain/views.js'
 import {
   HeartbeatRequestSchema,
   HeartbeatResponseSchema,
@@ -71,14 +71,22 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       operationId: 'spawn',
       tags,
       summary: 'Ask to replicate; an approval is the child manifest',
+      description:
+        "A managed worker's approved child is registered and launched by Warden in a sandbox of its own, running its root's program; the manifest answered is already used.",
       security: workerSecurity,
       params: WorkerParamsSchema,
       headers: IdempotencyHeadersSchema,
       body: SpawnRequestSchema,
-      response: { 201: ManifestSchema.describe('Approved: the signed child manifest'), ...problems(400, 401, 403, 404, 410, 413, 415, 422, 429) },
+      response: {
+        201: ManifestSchema.describe('Approved: the signed child manifest (for a managed parent, already registered and launched)'),
+        ...problems(400, 401, 403, 404, 410, 413, 415, 422, 429, 503),
+      },
     },
-    handler: async (request, reply) =>
-      reply.code(201).send(warden.admission.spawn(request.worker!, request.body, request.headers['idempotency-key'])),
+    handler: async (request, reply) => {
+      const { manifest, launched } = warden.sandboxes.spawn(request.worker!, request.body, request.headers['idempotency-key'])
+      if (launched) await launched
+      return reply.code(201).send(manifest)
+    },
   })
 
   app.delete('/v1/workers/:id', {
@@ -115,7 +123,8 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       const { cursor, ...filter } = request.query
       const rows = warden.store.workers.list({ ...filter, after_seq: cursor === undefined ? 0 : Number(cursor) })
       const last = rows.at(-1)
-      return { items: rows.map(workerSummary), next_cursor: rows.length === filter.limit && last ? String(last.seq) : null }
+      const items = rows.map((row) => workerSummary(row, warden.sandbox.describe(row.worker_id)))
+      return { items, next_cursor: rows.length === filter.limit && last ? String(last.seq) : null }
     },
   })
 
@@ -145,8 +154,8 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       const descendants = warden.store.workers.descendants(row.worker_id, LINEAGE_LIMIT + 1)
       return {
         worker_id: row.worker_id,
-        ancestors: warden.store.workers.ancestors(row),
-        descendants: descendants.slice(0, LINEAGE_LIMIT),
+        ancestors: warden.store.workers.ancestors(row).map((node) => lineageNode(node, warden.sandbox.describe(node.worker_id))),
+        descendants: descendants.slice(0, LINEAGE_LIMIT).map((node) => lineageNode(node, warden.sandbox.describe(node.worker_id))),
         truncated: descendants.length > LINEAGE_LIMIT,
       }
     },
