@@ -58,7 +58,6 @@ declare module 'fastify' {
   }
 }
 
-export const REDACT = ['req.headers.authorization', 'lease_token', '*.lease_token', 'operatorToken', 'signingKey']
 
 const partNames: Record<string, string> = { body: '', querystring: 'query', params: 'path', headers: 'headers' }
 

@@ -4,8 +4,7 @@ import { connect } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import closeWithGrace from 'close-with-grace'
-import pino from 'pino'
-import { buildApp, REDACT } from './app.js'
+import { buildApp } from './app.js'
 import { loadConfig, loadSecrets, readContractFile, secretsDir, type Config } from './config.js'
 import { systemClock } from './domain/clock.js'
 import { DomainError } from './domain/errors.js'
@@ -15,6 +14,8 @@ import { createSigner } from './domain/signing.js'
 import { createMetrics } from './http/metrics.js'
 import { openDatabase } from './store/db.js'
 import { createStore } from './store/index.js'
+import { logDecisions } from './decision-log.js'
+import { createLogger } from './logger.js'
 import { createReserve, isStorageFailure, noReserve } from './store/storage.js'
 import { checkAddress, listenError, StartupError, step } from './startup.js'
 
@@ -26,7 +27,7 @@ const KEY_SWEEP_INTERVAL_MS = 60_000
 const KEY_SWEEP_SLICE = 500
 
 export async function start(config: Config) {
-  const logger = pino({ level: config.WARDEN_LOG_LEVEL, redact: REDACT })
+  const logger = createLogger({ level: config.WARDEN_LOG_LEVEL, pretty: process.stdout.isTTY === true })
   const secrets = step('secrets', () => loadSecrets(config), secretsDir(config))
   if (secrets.files.length > 0) logger.info({ files: secrets.files }, 'secrets read from (or generated into) these files, mode 0600')
   const contractFile = config.WARDEN_CONTRACT
@@ -158,10 +159,20 @@ export async function start(config: Config) {
       app.log.error({ err: error }, 'lease renewals could not be written before closing')
     }
     db.close()
+    app.log.info('closed')
   }
 
   const resumed = step('resume', () => warden.liveness.resume({ pid: process.pid }), config.WARDEN_DB)
   logger.info({ ...resumed, contract_version: warden.contracts.current().version }, 'controller started')
+  const killSwitch = warden.killSwitch.state()
+  if (killSwitch.engaged) {
+    logger.warn(
+      { engaged_at: killSwitch.engaged_at, reason: killSwitch.reason },
+      `the kill switch is ENGAGED (since ${killSwitch.engaged_at}, reason: ${killSwitch.reason ?? 'none given'}): ` +
+        'no manifest is issued and no worker registers or spawns until an operator disengages it (DELETE /v1/kill-switch)',
+    )
+  }
+  logDecisions(store, app.log)
   let address: string
   try {
     if (socketPath === null) {

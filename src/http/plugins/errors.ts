@@ -29,8 +29,13 @@ const codeByFastifyCode: Record<string, ErrorCode> = {
   FST_ERR_ASYNC_CONSTRAINT: 'validation_failed',
 }
 
+/** The problem code each reply was answered with, for the request log line. */
+const problemCodes = new WeakMap<FastifyReply, ErrorCode>()
+export const problemCodeOf = (reply: FastifyReply): ErrorCode | undefined => problemCodes.get(reply)
+
 export function sendProblem(reply: FastifyReply, request: FastifyRequest, code: ErrorCode, detail: string, extras: ProblemExtras = {}) {
   const status = statusByCode[code]
+  problemCodes.set(reply, code)
   if (typeof extras.retry_after === 'number') reply.header('retry-after', String(extras.retry_after))
   return reply
     .code(status)
