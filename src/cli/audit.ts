@@ -1,5 +1,4 @@
 // warden audit tail [--follow] | verify
-import { abortableSleep } from '../client/retry.js'
 import { AuditTypeSchema, type AuditRecord } from '../schemas/index.js'
 import { numberOption, stringOption, type Command } from './command.js'
 import { EXIT, UsageError, type Context } from './context.js'
@@ -51,14 +50,11 @@ export const auditCommands: Command[] = [
       lines: { type: 'string', short: 'n', value: 'N', description: 'how many records to show first (default 20)' },
       type: { type: 'string', value: 'TYPE', description: 'only records of this type' },
       worker: { type: 'string', value: 'ID', description: 'only records about this worker (or naming it as parent)' },
-      follow: { type: 'boolean', short: 'f', description: 'keep printing new records until interrupted' },
-      interval: { type: 'string', value: 'SECONDS', description: 'poll interval with --follow (default 1)' },
+      follow: { type: 'boolean', short: 'f', description: 'keep printing new records as they are committed (the event stream) until interrupted' },
     },
     async run(ctx) {
       const count = numberOption(ctx.values, 'lines') ?? 20
       if (!Number.isInteger(count) || count < 0) throw new UsageError('--lines must be a whole number >= 0')
-      const interval = numberOption(ctx.values, 'interval') ?? 1
-      if (!(interval > 0)) throw new UsageError('--interval must be > 0')
       const typeName = stringOption(ctx.values, 'type')
       const type = typeName === undefined ? undefined : AuditTypeSchema.safeParse(typeName)
       if (type && !type.success) throw new UsageError(`--type must be one of ${AuditTypeSchema.options.join(', ')}`)
@@ -81,23 +77,14 @@ export const auditCommands: Command[] = [
       last.forEach(print)
       if (!ctx.values.follow) return EXIT.ok
 
+      // New records arrive on the event stream (GET /v1/events), resumed after the last one shown.
       const signal = ctx.io.signal
-      while (!signal?.aborted) {
-        try {
-          await abortableSleep(interval * 1000, signal)
-        } catch {
-          break
-        }
-        try {
-          for await (const record of client.auditRecords({ ...filter, after_seq: afterSeq }, signal ? { signal } : {})) {
-            afterSeq = record.seq
-            print(record)
-          }
-        } catch (error) {
-          if (signal?.aborted) break
-          throw error
-        }
+      const events = {
+        ...(filter.type === undefined ? {} : { type: [filter.type] }),
+        ...(filter.worker_id === undefined ? {} : { worker_id: filter.worker_id }),
+        after_seq: afterSeq,
       }
+      for await (const record of client.events(events, signal ? { signal } : {})) print(record)
       return EXIT.ok
     },
   },

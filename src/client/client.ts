@@ -30,6 +30,7 @@ import type {
 } from '../schemas/index.js'
 import { CircuitBreaker, DEFAULT_CIRCUIT_BREAKER, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
 import { WardenError, type Problem } from './errors.js'
+import { SseParser, type SseMessage } from './sse.js'
 import { abortableSleep, DEFAULT_RETRY, parseRetryAfter, retryDelay, type RetryOptions } from './retry.js'
 
 // Requests are what a caller may send (defaults still optional); responses what the server returns.
@@ -45,6 +46,12 @@ export type KillSwitchEngaged = z.output<typeof KillSwitchEngagedSchema>
 export type AuditPage = z.output<typeof AuditPageSchema>
 export type WorkerListFilter = Partial<WorkerListQuery>
 export type AuditFilter = Partial<AuditQuery>
+export interface EventsFilter {
+  type?: Array<NonNullable<AuditQuery['type']>>
+  worker_id?: string
+  /** Start after this seq; from now when omitted. */
+  after_seq?: number
+}
 
 /** What a worker's own endpoints need: its id and the lease token its registration returned. */
 export type Lease = Pick<WorkerView, 'worker_id'> & Pick<Registration, 'lease_token'>
@@ -319,6 +326,80 @@ export class WardenClient {
       const page = await this.listAudit({ limit: 1000, ...filter, after_seq: after }, options)
       yield* page.items
       after = page.next_after_seq
+    }
+  }
+
+  /**
+   * Follows GET /v1/events: every audit record after `after_seq` (default: from now), in order,
+   * until `signal` aborts. After an overflow or a dropped connection it reconnects from the last
+   * seq it yielded, so nothing is missed or repeated. A refusal (401, 400) is thrown.
+   */
+  async *events(filter: EventsFilter = {}, options: { signal?: AbortSignal } = {}): AsyncGenerator<AuditRecord> {
+    const { signal } = options
+    let last = filter.after_seq
+    let failures = 0
+    const prefix = this.url.pathname.replace(/\/+$/, '')
+    while (!signal?.aborted) {
+      const query = new URLSearchParams()
+      for (const type of filter.type ?? []) query.append('type', type)
+      if (filter.worker_id !== undefined) query.set('worker_id', filter.worker_id)
+      if (last !== undefined) query.set('after_seq', String(last))
+      const path = `${prefix}/v1/events${query.size > 0 ? `?${query}` : ''}`
+      const where = { method: 'GET', path: '/v1/events' }
+      const queue: SseMessage[] = []
+      const parser = new SseParser({
+        message: (message) => queue.push(message),
+        // The stream's first comment names where it starts: a reconnect from there misses nothing.
+        comment: (text) => {
+          const start = /^warden audit events after seq (\d+)$/.exec(text)
+          if (start && last === undefined) last = Number(start[1])
+        },
+      })
+      try {
+        const response = await this.dispatcher.request({
+          origin: this.url.origin,
+          path,
+          method: 'GET',
+          headers: {
+            accept: 'text/event-stream',
+            'user-agent': `warden-client/${CLIENT_VERSION}`,
+            ...(this.token === undefined ? {} : { authorization: `Bearer ${this.token}` }),
+          },
+          headersTimeout: this.timeoutMs,
+          // Keep-alive comments come every 15 s: four missed ones mean a dead connection.
+          bodyTimeout: 60_000,
+          signal,
+        })
+        if (response.statusCode !== 200) {
+          const error = this.problemError(response, await response.body.text(), where)
+          if (response.statusCode < 500) throw error
+          throw Object.assign(new Error(error.message), { retryable: true })
+        }
+        failures = 0
+        response.body.setEncoding('utf8')
+        for await (const chunk of response.body) {
+          parser.push(chunk as string)
+          for (const message of queue.splice(0)) {
+            if (message.event === 'overflow') {
+              last = (JSON.parse(message.data) as { resume_after_seq: number }).resume_after_seq
+              continue
+            }
+            const record = JSON.parse(message.data) as AuditRecord
+            if (last !== undefined && record.seq <= last) continue
+            last = record.seq
+            yield record
+          }
+        }
+      } catch (error) {
+        if (signal?.aborted) return
+        if (error instanceof WardenError) throw error
+      }
+      // Ended or dropped: reconnect from `last` after a short, growing pause.
+      try {
+        await this.sleep(Math.min(10_000, 250 * 2 ** failures++), signal)
+      } catch {
+        return
+      }
     }
   }
 

@@ -211,11 +211,11 @@ describe('audit', () => {
   it('follows new records until interrupted', async () => {
     const controller = new AbortController()
     let output = ''
-    const following = cli(['audit', 'tail', '-n', '1', '--follow', '--interval', '0.05', '--json'], env, {
+    const following = cli(['audit', 'tail', '-n', '1', '--follow', '--json'], env, {
       signal: controller.signal,
       onOutput: (text) => (output += text),
     })
-    // The last existing record printed: the follower has read to the end and now polls.
+    // The last existing record printed: the follower has read to the end and now streams.
     await waitFor(() => output.length > 0, 5_000, 'the tail')
     const { root } = await family()
     await waitFor(() => output.includes(`"worker_id":"${root}"`), 5_000, 'the new records')
@@ -225,6 +225,9 @@ describe('audit', () => {
     expect(result.lines.map((line) => JSON.parse(line).type)).toEqual(
       expect.arrayContaining(['manifest_issued', 'worker_registered', 'spawn_approved']),
     )
+    // Tail then stream: every seq once, in order, no gap between the two.
+    const seqs = result.lines.map((line) => JSON.parse(line).seq as number)
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i))
   })
 
   it('verifies the chain: exit 0 when intact', async () => {

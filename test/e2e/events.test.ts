@@ -5,6 +5,8 @@ import type { AddressInfo } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { buildApp, type AppOptions } from '../../src/app.js'
 import type { AuditRecord } from '../../src/schemas/index.js'
+import { WardenClient } from '../../src/client/client.js'
+import { abortableSleep } from '../../src/client/retry.js'
 import { SseParser, type SseMessage } from '../../src/client/sse.js'
 import { createTestWarden, OPERATOR_TOKEN } from '../helpers/harness.js'
 import { createClient, sleep, type ApiClient } from '../helpers/http-client.js'
@@ -227,6 +229,35 @@ describe('GET /v1/events', () => {
     const expected = range(start + 1, end)
     await Promise.all(subs.map((sub, i) => sub.until(`subscriber ${i}`, () => sub.messages.length >= expected.length)))
     for (const sub of subs) expect(seqs(sub.messages)).toEqual(expected)
+  })
+
+  it('lets the client follow from now across dropped connections with no gap and no repeat', async () => {
+    const served = await serve()
+    const client = new WardenClient({ url: served.url, token: OPERATOR_TOKEN, sleep: (ms, signal) => abortableSleep(Math.min(ms, 20), signal) })
+    cleanups.push(() => client.close())
+    const controller = new AbortController()
+    const got: number[] = []
+    const start = headSeq(served)
+    const following = (async () => {
+      for await (const record of client.events({}, { signal: controller.signal })) got.push(record.seq)
+    })()
+    while (served.app.events.size === 0) await sleep(5)
+    // Decisions through the domain: closeAllConnections would also cut an HTTP client's sockets.
+    const commit = (n: number) => {
+      for (let i = 0; i < n; i++) served.warden.admission.issueRoot({})
+    }
+    for (let round = 0; round < 3; round++) {
+      commit(20)
+      const target = headSeq(served)
+      while (got.at(-1) !== target) await sleep(5)
+      served.app.server.closeAllConnections() // the stream drops; records committed meanwhile are not lost
+      commit(5)
+    }
+    const end = headSeq(served)
+    while (got.at(-1) !== end) await sleep(5)
+    controller.abort()
+    await following
+    expect(got).toEqual(range(start + 1, end))
   })
 
   it('ends every stream when the app closes', async () => {
