@@ -45,6 +45,8 @@ export interface ProcessDriverOptions {
   hidePaths?: readonly string[]
   /** bubblewrap's path (default: found on PATH). */
   bwrap?: string
+  /** Use the v1 hierarchies only, even where cgroup2 is mounted (runs the v1 path on a hybrid host). */
+  ignoreCgroup2?: boolean
 }
 
 const STATUS_FD = 3
@@ -70,11 +72,12 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
   if (process.getuid?.() !== 0) {
     problems.push('the controller does not run as root (the process driver needs root to create namespaces and cgroups)')
   }
-  const bwrap = options.bwrap ?? findOnPath('bwrap')
-  if (bwrap === null) problems.push('bubblewrap is not installed (apt-get install bubblewrap)')
+  const bwrap = options.bwrap !== undefined ? (isExecutable(options.bwrap) ? options.bwrap : null) : findOnPath('bwrap')
+  if (bwrap === null) problems.push(`bubblewrap is not installed (${options.bwrap ?? 'bwrap'} not found; apt-get install bubblewrap)`)
   if (problems.length > 0 || bwrap === null) throw new SandboxUnavailableError(problems.join('; '))
 
-  const mounts = parseCgroupMounts(readText('/proc/self/mountinfo') ?? '', readText('/proc/self/cgroup') ?? '')
+  const parsed = parseCgroupMounts(readText('/proc/self/mountinfo') ?? '', readText('/proc/self/cgroup') ?? '')
+  const mounts = options.ignoreCgroup2 ? { ...parsed, unified: null } : parsed
   const unifiedControllers =
     mounts.unified === null ? [] : (readText(`${mounts.unified}/cgroup.controllers`) ?? '').trim().split(/\s+/).filter(Boolean)
   let host: CgroupHost = { ...mounts, unifiedControllers, swapAccounting: false }
@@ -216,10 +219,7 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
   async function reap(sandbox: Sandbox, code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     try {
       // bubblewrap's exit takes the PID namespace down; the cgroup is the word on "all gone".
-      if (!(await waitEmpty(sandbox.plan, 1000))) {
-        killCgroup(sandbox.plan)
-        await waitEmpty(sandbox.plan, 5000)
-      }
+      if (!(await waitEmpty(sandbox.plan, 1000))) await killUntilEmpty(sandbox.plan)
       await until(() => sandbox.killed.every(isGone), 1000)
       const oomKills = readOomKills(sandbox.plan)
       removeDirs(sandbox.plan.dirs)
@@ -248,7 +248,13 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
       sandbox.killed = members(sandbox.plan.members)
       killCgroup(sandbox.plan)
     }
-    await Promise.all(targets.map((sandbox) => sandbox.ended))
+    // cgroup.kill catches a fork racing the kill; signals do not, so they are repeated until empty.
+    await Promise.all(
+      targets.map(async (sandbox) => {
+        if (sandbox.plan.kill.mode === 'signal') await killUntilEmpty(sandbox.plan)
+        await sandbox.ended
+      }),
+    )
   }
 
   async function setFrozen(workerId: string, frozen: boolean): Promise<void> {
@@ -349,6 +355,14 @@ function signal(pid: number): void {
   } catch {
     // already gone
   }
+}
+
+async function killUntilEmpty(plan: CgroupPlan): Promise<boolean> {
+  return until(() => {
+    if (members(plan.members).length === 0) return true
+    killCgroup(plan)
+    return false
+  }, 5000)
 }
 
 async function waitEmpty(plan: CgroupPlan, timeoutMs: number): Promise<boolean> {
@@ -526,14 +540,18 @@ function parseChildPid(line: string): number | null {
 function findOnPath(name: string): string | null {
   for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
     const candidate = path.join(dir || '.', name)
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK)
-      return candidate
-    } catch {
-      // not here
-    }
+    if (isExecutable(candidate)) return candidate
   }
   return null
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK)
+    return fs.statSync(file).isFile()
+  } catch {
+    return false
+  }
 }
 
 function readText(file: string): string | null {

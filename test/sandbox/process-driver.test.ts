@@ -2,133 +2,29 @@
 // observed from outside: /proc, the cgroup files, and servers of the test's own.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
-import { networkInterfaces, tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
+import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { parseCgroupMounts } from '../../src/sandbox/cgroup-plan.js'
-import type { LaunchSpec, SandboxDriver, SandboxExit } from '../../src/sandbox/driver.js'
 import { createProcessDriver } from '../../src/sandbox/process-driver.js'
-import type { Resources } from '../../src/schemas/index.js'
 import { sleep, waitFor } from '../helpers/http-client.js'
 import { cgroupOf, cmdline, cpuTicks, markedPids, newMarker, readKey, readNumber, stat } from '../helpers/proc.js'
+import { canRunSandboxes, cgroupTops, childCgroups, CONTROLLER, createSandboxLab, HOSTILE, type SandboxLab } from '../helpers/sandbox-lab.js'
 
-const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-sandbox.mjs', import.meta.url))
-const CONTROLLER = fileURLToPath(new URL('../fixtures/sandbox-controller.ts', import.meta.url))
 const PIDS_MAX = 48
-const canRun = process.platform === 'linux' && process.getuid?.() === 0 && existsSync('/usr/bin/bwrap')
 
-/** Folders named `root` in every hierarchy this process could place cgroups in. */
-function cgroupTops(root: string): string[] {
-  const mounts = parseCgroupMounts(readFileSync('/proc/self/mountinfo', 'utf8'), readFileSync('/proc/self/cgroup', 'utf8'))
-  return [...new Set([mounts.unified, ...Object.values(mounts.v1)])]
-    .filter((b): b is string => typeof b === 'string')
-    .map((base) => `${base}/${root}`)
-}
-
-/** The sub-folders (child cgroups) of a cgroup folder. */
-function entries(dir: string): string[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)
-  } catch {
-    return []
-  }
-}
-
-function rmdirQuiet(path: string): void {
-  try {
-    rmdirSync(path)
-  } catch {
-    // gone already, or still busy: the assertions report leftovers
-  }
-}
-
-describe.skipIf(!canRun)('process driver against a hostile program (root, bubblewrap, cgroups)', () => {
-  const root = `warden-test-${process.pid}-${randomBytes(3).toString('hex')}`
-  let dir: string
-  let workRoot: string
-  let socketPath: string
-  let secretDir: string
-  let controller: net.Server
-  let driver: SandboxDriver
-  const exits: SandboxExit[] = []
-  const markers: string[] = []
-  const tcpConnections: string[] = []
-  let tcp: net.Server
-
+describe.skipIf(!canRunSandboxes)('process driver against a hostile program (root, bubblewrap, cgroups)', () => {
+  let lab: SandboxLab
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'warden-sbx-'))
-    workRoot = join(dir, 'sandboxes')
-    secretDir = join(dir, 'data')
-    mkdirSync(secretDir)
-    writeFileSync(join(secretDir, 'signing-key'), 'do not read me', { mode: 0o600 })
-    socketPath = join(dir, 'controller.sock')
-    controller = net.createServer((socket) => socket.end('controller-ok\n'))
-    await new Promise<void>((resolve) => controller.listen(socketPath, resolve))
-    tcp = net.createServer((socket) => {
-      tcpConnections.push(String(socket.remoteAddress))
-      socket.destroy()
-    })
-    await new Promise<void>((resolve) => tcp.listen(0, '0.0.0.0', resolve))
-    driver = await createProcessDriver({
-      workRoot,
-      controllerSocket: socketPath,
-      pidsMax: PIDS_MAX,
-      cgroupRoot: root,
-      hidePaths: [secretDir],
-    })
-    driver.onExit((exit) => exits.push(exit))
+    lab = await createSandboxLab({ pidsMax: PIDS_MAX })
   })
-
   afterAll(async () => {
-    await driver?.shutdown()
-    for (const marker of markers) for (const pid of markedPids(marker)) process.kill(pid, 'SIGKILL')
-    await new Promise((resolve) => controller?.close(resolve))
-    await new Promise((resolve) => tcp?.close(resolve))
-    for (const top of [...cgroupTops(root), ...cgroupTops(`${root}-crash`)]) {
-      for (const ctl of entries(top)) {
-        for (const leaf of entries(`${top}/${ctl}`)) rmdirQuiet(`${top}/${ctl}/${leaf}`)
-        rmdirQuiet(`${top}/${ctl}`)
-      }
-      rmdirQuiet(top)
-    }
-    if (dir) rmSync(dir, { recursive: true, force: true })
+    await lab?.close()
   })
-
-  function spec(mode: string, resources: Partial<Resources> = {}, env: Record<string, string> = {}) {
-    const marker = newMarker()
-    markers.push(marker)
-    const worker_id = `t${randomBytes(8).toString('hex')}`
-    const launch: LaunchSpec = {
-      worker_id,
-      program: { command: [process.execPath, HOSTILE, mode], env: { HOSTILE_MARKER: marker, ...env } },
-      resources: {
-        cpu_limit: 1,
-        memory_limit_mb: 128,
-        network_policy: { allow_controller: true, allow_external: false },
-        ...resources,
-      },
-      env: { WARDEN_WORKER_ID: worker_id },
-    }
-    return { launch, marker, worker_id, workDir: join(workRoot, worker_id) }
-  }
-
-  async function report<T = Record<string, unknown>>(workDir: string): Promise<T> {
-    const file = join(workDir, 'report.json')
-    return waitFor('report.json', async () => (existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as T) : undefined), 15_000, 20)
-  }
-
-  async function killAndCheckGone(worker_id: string, marker: string): Promise<void> {
-    await driver.kill([worker_id])
-    // SPEC §2.12: no process of it is left within 1 s, observed from /proc.
-    await waitFor('no process of the sandbox left', async () => (markedPids(marker).length === 0 ? true : undefined), 1000, 5)
-  }
 
   it('kill leaves no process of the sandbox, the double-forked setsid escapee included, and reports the exit once', async () => {
-    const s = spec('escape')
-    const { pid } = await driver.launch(s.launch)
+    const s = lab.spec('escape')
+    const { pid } = await lab.driver.launch(s.launch)
     const escapee = await waitFor(
       'the escapee',
       async () =>
@@ -137,35 +33,35 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
     )
     expect(stat(escapee)?.session).toBe(escapee) // setsid: leader of a session of its own
     const unified = cgroupOf(escapee, '')
-    expect(unified).toContain(`/${root}/`)
+    expect(unified).toContain(`/${lab.root}/`)
     expect(markedPids(s.marker).length).toBeGreaterThanOrEqual(4) // bwrap ×2, node, sh/escapee
 
-    await killAndCheckGone(s.worker_id, s.marker)
+    await lab.killAndCheckGone(s.worker_id, s.marker)
     await sleep(50)
-    expect(exits.filter((e) => e.worker_id === s.worker_id)).toEqual([
+    expect(lab.exits.filter((e) => e.worker_id === s.worker_id)).toEqual([
       { worker_id: s.worker_id, exit_code: null, signal: 'SIGKILL', oom: false },
     ])
-    expect(driver.usage(s.worker_id)).toBeNull()
+    expect(lab.driver.usage(s.worker_id)).toBeNull()
     expect(existsSync(unified as string)).toBe(false)
   })
 
   it('reports the exit code when the program ends by itself, once, after its last process', async () => {
     const worker_id = `t${randomBytes(8).toString('hex')}`
-    await driver.launch({
+    await lab.driver.launch({
       worker_id,
       program: { command: ['/bin/sh', '-c', 'exit 7'] },
       resources: { cpu_limit: 1, memory_limit_mb: 64, network_policy: { allow_controller: false, allow_external: false } },
       env: {},
     })
-    const exit = await waitFor('the exit', async () => exits.find((e) => e.worker_id === worker_id), 10_000)
+    const exit = await waitFor('the exit', async () => lab.exits.find((e) => e.worker_id === worker_id), 10_000)
     expect(exit).toEqual({ worker_id, exit_code: 7, signal: null, oom: false })
     await sleep(100)
-    expect(exits.filter((e) => e.worker_id === worker_id)).toHaveLength(1)
+    expect(lab.exits.filter((e) => e.worker_id === worker_id)).toHaveLength(1)
   })
 
   it('freeze stops every process from using CPU; thaw resumes them', async () => {
-    const s = spec('spin', { cpu_limit: 2 })
-    await driver.launch(s.launch)
+    const s = lab.spec('spin', { cpu_limit: 2 })
+    await lab.driver.launch(s.launch)
     const spinners = await waitFor(
       'the spinners',
       async () => {
@@ -177,21 +73,29 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
     const all = markedPids(s.marker)
     await waitFor('CPU use', async () => (cpuTicks(spinners) > 0 ? true : undefined), 5000)
 
-    await driver.freeze(s.worker_id)
+    await lab.driver.freeze(s.worker_id)
     const frozenAt = cpuTicks(all)
     await sleep(500)
     expect(cpuTicks(all)).toBe(frozenAt)
-    expect(driver.usage(s.worker_id)).not.toBeNull()
+    expect(lab.driver.usage(s.worker_id)).not.toBeNull()
 
-    await driver.thaw(s.worker_id)
+    await lab.driver.thaw(s.worker_id)
     const thawedAt = cpuTicks(all)
     await waitFor('CPU use after thaw', async () => (cpuTicks(all) > thawedAt + 10 ? true : undefined), 5000)
-    await killAndCheckGone(s.worker_id, s.marker)
+    await lab.killAndCheckGone(s.worker_id, s.marker)
+  })
+
+  it('kills a frozen sandbox as surely as a running one', async () => {
+    const s = lab.spec('escape')
+    await lab.driver.launch(s.launch)
+    await waitFor('the escapee', async () => (markedPids(s.marker).some((p) => cmdline(p).includes('hostile-escapee')) ? true : undefined), 10_000)
+    await lab.driver.freeze(s.worker_id)
+    await lab.killAndCheckGone(s.worker_id, s.marker)
   })
 
   it('holds CPU to cpu_limit cores while the program busy-loops on every core', async () => {
-    const s = spec('spin', { cpu_limit: 0.5 })
-    const { pid } = await driver.launch(s.launch)
+    const s = lab.spec('spin', { cpu_limit: 0.5 })
+    const { pid } = await lab.driver.launch(s.launch)
     await waitFor('the spinners', async () => (markedPids(s.marker).filter((p) => cmdline(p).includes('hostile-spinner')).length >= 2 ? true : undefined), 10_000)
     const cpuStat = `${cgroupOf(pid, '')}/cpu.stat`
     const usageBefore = readKey(cpuStat, 'usage_usec')
@@ -204,7 +108,7 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
     // It really spun (a broken spinner would pass the bound above vacuously); the floor is low
     // because this machine's two cores are shared with other work.
     expect(cores).toBeGreaterThan(0.1)
-    expect(driver.usage(s.worker_id)?.cpu_seconds).toBeGreaterThan(0.5)
+    expect(lab.driver.usage(s.worker_id)?.cpu_seconds).toBeGreaterThan(0.5)
     // Every process of it sits in a cgroup with the quota: the bound above holds because of the
     // kernel, not because this shared machine happened to be busy.
     for (const p of markedPids(s.marker)) {
@@ -212,47 +116,47 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
       if (v1 !== null) expect(readNumber(`${v1}/cpu.cfs_quota_us`)).toBe(50_000)
       else expect(readFileSync(`${cgroupOf(p, '')}/cpu.max`, 'utf8').trim()).toBe('50000 100000')
     }
-    await killAndCheckGone(s.worker_id, s.marker)
+    await lab.killAndCheckGone(s.worker_id, s.marker)
   })
 
   it('never lets memory go above memory_limit_mb: the kernel kills inside the sandbox and the OOM is reported', async () => {
-    const s = spec('memory', { memory_limit_mb: 48 })
-    const { pid } = await driver.launch(s.launch)
+    const s = lab.spec('memory', { memory_limit_mb: 48 })
+    const { pid } = await lab.driver.launch(s.launch)
     const memoryCgroup = cgroupOf(pid, 'memory') as string
-    const seen = await report<{ allocator: { signal: string | null } }>(s.workDir)
+    const seen = await lab.report<{ allocator: { signal: string | null } }>(s.workDir)
     expect(seen.allocator.signal).toBe('SIGKILL')
     expect(readNumber(`${memoryCgroup}/memory.max_usage_in_bytes`)).toBeLessThanOrEqual(48 * 1024 * 1024)
     expect(readKey(`${memoryCgroup}/memory.oom_control`, 'oom_kill')).toBeGreaterThanOrEqual(1)
-    const usage = driver.usage(s.worker_id)
+    const usage = lab.driver.usage(s.worker_id)
     expect(usage?.oom_kills).toBeGreaterThanOrEqual(1)
     expect(usage?.memory_peak_bytes).toBeLessThanOrEqual(48 * 1024 * 1024)
     expect(usage?.memory_peak_bytes).toBeGreaterThan(32 * 1024 * 1024)
-    await killAndCheckGone(s.worker_id, s.marker)
-    expect(exits.find((e) => e.worker_id === s.worker_id)?.oom).toBe(true)
+    await lab.killAndCheckGone(s.worker_id, s.marker)
+    expect(lab.exits.find((e) => e.worker_id === s.worker_id)?.oom).toBe(true)
   })
 
   it('caps processes and threads at pidsMax however hard the program forks', async () => {
-    const s = spec('forks')
-    const { pid } = await driver.launch(s.launch)
-    const seen = await report<{ spawned: number; error: string }>(s.workDir)
+    const s = lab.spec('forks')
+    const { pid } = await lab.driver.launch(s.launch)
+    const seen = await lab.report<{ spawned: number; error: string }>(s.workDir)
     expect(seen.error).toBe('EAGAIN')
     expect(seen.spawned).toBeGreaterThan(10)
     const tasks = markedPids(s.marker).reduce((sum, p) => sum + (stat(p)?.threads ?? 0), 0)
     expect(tasks).toBeLessThanOrEqual(PIDS_MAX)
     expect(readNumber(`${cgroupOf(pid, 'pids')}/pids.current`)).toBeLessThanOrEqual(PIDS_MAX)
-    expect(driver.usage(s.worker_id)?.pids).toBeLessThanOrEqual(PIDS_MAX)
-    await killAndCheckGone(s.worker_id, s.marker)
+    expect(lab.driver.usage(s.worker_id)?.pids).toBeLessThanOrEqual(PIDS_MAX)
+    await lab.killAndCheckGone(s.worker_id, s.marker)
   })
 
   it('keeps the host read-only outside the work folder, hides the data folder, and cannot leave its cgroups', async () => {
-    const outside = join(dir, 'outside.txt')
-    const otherSandbox = join(workRoot, 'other-worker.txt')
-    const s = spec('fs', {}, {
+    const outside = join(lab.dir, 'outside.txt')
+    const otherSandbox = join(lab.workRoot, 'other-worker.txt')
+    const s = lab.spec('fs', {}, {
       HOSTILE_WRITE: ['/etc/warden-hostile', '/usr/warden-hostile', outside, otherSandbox, HOSTILE + '.pwned'].join(','),
-      HOSTILE_READ: join(secretDir, 'signing-key'),
+      HOSTILE_READ: join(lab.secretDir, 'signing-key'),
     })
-    const { pid } = await driver.launch(s.launch)
-    const seen = await report<{
+    const { pid } = await lab.driver.launch(s.launch)
+    const seen = await lab.report<{
       writes: Record<string, string>
       reads: Record<string, string>
       leaveCgroup: Record<string, string>
@@ -271,13 +175,13 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
     for (const target of ['/etc/warden-hostile', '/usr/warden-hostile', outside, otherSandbox, HOSTILE + '.pwned']) {
       expect(existsSync(target), target).toBe(false)
     }
-    expect(seen.reads[join(secretDir, 'signing-key')]).toBe('ENOENT')
+    expect(seen.reads[join(lab.secretDir, 'signing-key')]).toBe('ENOENT')
     expect(Object.values(seen.leaveCgroup).every((r) => r !== 'ok')).toBe(true)
-    expect(cgroupOf(pid, '')).toContain(`/${root}/`)
+    expect(cgroupOf(pid, '')).toContain(`/${lab.root}/`)
     expect(seen.own).toBe('ok')
     expect(seen.tmp).toBe('ok')
     expect(readFileSync(join(s.workDir, 'inside.txt'), 'utf8')).toBe('mine')
-    await killAndCheckGone(s.worker_id, s.marker)
+    await lab.killAndCheckGone(s.worker_id, s.marker)
   })
 
   function hostTargets(port: number): string[] {
@@ -289,41 +193,41 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
   }
 
   it('allow_external false: no connection reaches the host, the controller socket answers', async () => {
-    const port = (tcp.address() as net.AddressInfo).port
-    const before = tcpConnections.length
-    const s = spec('net', {}, { HOSTILE_TCP: hostTargets(port).join(',') })
-    await driver.launch(s.launch)
-    const seen = await report<{ tcp: Record<string, string>; controller: string }>(s.workDir)
+    const port = lab.tcpPort
+    const before = lab.tcpConnections.length
+    const s = lab.spec('net', {}, { HOSTILE_TCP: hostTargets(port).join(',') })
+    await lab.driver.launch(s.launch)
+    const seen = await lab.report<{ tcp: Record<string, string>; controller: string }>(s.workDir)
     expect(Object.keys(seen.tcp).length).toBeGreaterThanOrEqual(1)
     for (const [target, result] of Object.entries(seen.tcp)) expect(result, target).not.toBe('connected')
-    expect(tcpConnections.length).toBe(before)
+    expect(lab.tcpConnections.length).toBe(before)
     expect(seen.controller).toBe('reply:controller-ok')
-    await killAndCheckGone(s.worker_id, s.marker)
+    await lab.killAndCheckGone(s.worker_id, s.marker)
   })
 
   it('allow_external true: the same connection succeeds (the control case)', async () => {
-    const port = (tcp.address() as net.AddressInfo).port
-    const before = tcpConnections.length
-    const s = spec(
+    const port = lab.tcpPort
+    const before = lab.tcpConnections.length
+    const s = lab.spec(
       'net',
       { network_policy: { allow_controller: true, allow_external: true } },
       { HOSTILE_TCP: `127.0.0.1:${port}` },
     )
-    await driver.launch(s.launch)
-    const seen = await report<{ tcp: Record<string, string>; controller: string }>(s.workDir)
+    await lab.driver.launch(s.launch)
+    const seen = await lab.report<{ tcp: Record<string, string>; controller: string }>(s.workDir)
     expect(seen.tcp[`127.0.0.1:${port}`]).toBe('connected')
-    expect(tcpConnections.length).toBe(before + 1)
+    expect(lab.tcpConnections.length).toBe(before + 1)
     expect(seen.controller).toBe('reply:controller-ok')
-    await killAndCheckGone(s.worker_id, s.marker)
+    await lab.killAndCheckGone(s.worker_id, s.marker)
   })
 
   it('a SIGKILLed controller takes its sandboxes with it; the next driver sweeps its cgroups', async () => {
-    const crashRoot = `${root}-crash`
+    const crashRoot = `${lab.root}-crash`
     const marker = newMarker()
-    markers.push(marker)
+    lab.track(marker)
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', CONTROLLER, join(dir, 'crash-sandboxes'), socketPath, crashRoot, marker, HOSTILE, '2'],
+      ['--import', 'tsx', CONTROLLER, join(lab.dir, 'crash-sandboxes'), lab.socketPath, crashRoot, marker, HOSTILE, '2'],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     )
     try {
@@ -335,7 +239,7 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
         async () => (markedPids(marker).filter((p) => cmdline(p).includes('hostile-escapee')).length === 2 ? true : undefined),
         10_000,
       )
-      const stale = cgroupTops(crashRoot).flatMap((top) => entries(top).map((ctl) => `${top}/${ctl}`))
+      const stale = cgroupTops(crashRoot).flatMap((top) => childCgroups(top).map((ctl) => `${top}/${ctl}`))
       expect(stale.length).toBeGreaterThan(0)
 
       child.kill('SIGKILL')
@@ -343,7 +247,7 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
       // Nobody cleaned up after the dead controller: its cgroups are still there...
       expect(stale.every((d) => existsSync(d))).toBe(true)
       // ...until the next driver starts and sweeps them.
-      const next = await createProcessDriver({ workRoot: join(dir, 'crash-sandboxes'), controllerSocket: socketPath, pidsMax: 8, cgroupRoot: crashRoot })
+      const next = await createProcessDriver({ workRoot: join(lab.dir, 'crash-sandboxes'), controllerSocket: lab.socketPath, pidsMax: 8, cgroupRoot: crashRoot })
       expect(stale.filter((d) => existsSync(d))).toEqual([])
       await next.shutdown()
       expect(cgroupTops(crashRoot).filter((top) => existsSync(top))).toEqual([])
@@ -353,15 +257,15 @@ describe.skipIf(!canRun)('process driver against a hostile program (root, bubble
   })
 
   it('shutdown kills every sandbox and removes every cgroup it made', async () => {
-    const a = spec('escape')
-    const b = spec('spin', { cpu_limit: 0.2 })
-    await driver.launch(a.launch)
-    await driver.launch(b.launch)
+    const a = lab.spec('escape')
+    const b = lab.spec('spin', { cpu_limit: 0.2 })
+    await lab.driver.launch(a.launch)
+    await lab.driver.launch(b.launch)
     await waitFor('the escapee', async () => (markedPids(a.marker).some((p) => cmdline(p).includes('hostile-escapee')) ? true : undefined), 10_000)
-    await driver.shutdown()
+    await lab.driver.shutdown()
     expect(markedPids(a.marker)).toEqual([])
     expect(markedPids(b.marker)).toEqual([])
-    expect(cgroupTops(root).filter((top) => existsSync(top))).toEqual([])
-    await expect(driver.launch(spec('escape').launch)).rejects.toMatchObject({ code: 'sandbox_unavailable' })
+    expect(cgroupTops(lab.root).filter((top) => existsSync(top))).toEqual([])
+    await expect(lab.driver.launch(lab.spec('escape').launch)).rejects.toMatchObject({ code: 'sandbox_unavailable' })
   })
 })
