@@ -70,6 +70,13 @@ function cgroupProcs(pid: number): number[] {
   return readFileSync(`/sys/fs/cgroup/unified${line.slice(3)}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number)
 }
 
+/** The sandbox's processes plus its outer bubblewrap (the init's parent, outside the cgroup). */
+function sandboxProcs(pid: number): number[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+  return [ppid, ...cgroupProcs(pid)]
+}
+
 function pssKiB(pid: number): number {
   try {
     const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))
@@ -127,7 +134,7 @@ async function main() {
     const { pid } = await d.launch(s)
     let procs: number[] = []
     const deadline = Date.now() + 5000
-    while ((procs = cgroupProcs(pid)).length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1))
+    while ((procs = sandboxProcs(pid)).length < 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1))
     const t0 = performance.now()
     await d.kill([s.worker_id])
     killMs.push(performance.now() - t0)
@@ -146,7 +153,7 @@ async function main() {
   }
   const launchAllMs = performance.now() - t1
   await new Promise((r) => setTimeout(r, 300))
-  for (const b of batch) b.procs = cgroupProcs(b.procs[0] as number)
+  for (const b of batch) b.procs = sandboxProcs(b.procs[0] as number)
   const t2 = performance.now()
   await d.kill(batch.map((b) => b.id))
   results.batch = {
@@ -166,10 +173,10 @@ async function main() {
       ids.push({ id: s.worker_id, pid: (await d.launch(s)).pid })
     }
     await new Promise((r) => setTimeout(r, 1000))
-    const pss = ids.map(({ pid }) => cgroupProcs(pid).reduce((sum, p) => sum + pssKiB(p), 0))
-    const rss = ids.map(({ pid }) => cgroupProcs(pid).reduce((sum, p) => sum + rssKiB(p), 0))
+    const pss = ids.map(({ pid }) => sandboxProcs(pid).reduce((sum, p) => sum + pssKiB(p), 0))
+    const rss = ids.map(({ pid }) => sandboxProcs(pid).reduce((sum, p) => sum + rssKiB(p), 0))
     const cgroupBytes = ids.map(({ id }) => d.usage(id)?.memory_bytes ?? NaN)
-    const processes = ids.map(({ pid }) => cgroupProcs(pid).length)
+    const processes = ids.map(({ pid }) => sandboxProcs(pid).length)
     memory[name] = {
       sandboxes: ids.length,
       processes_each: processes[0],

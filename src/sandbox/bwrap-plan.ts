@@ -1,16 +1,13 @@
 // The command line that starts one sandbox — pure data, no fs or process here.
-// A tiny sh writes its own pid into every cgroup of the sandbox, then execs bubblewrap, so the
-// sandbox's first instruction already runs inside its cgroups: a fork at start cannot escape.
+// bubblewrap reports the pid of the sandbox's first process (its PID namespace's init) on the
+// status fd, and that process then waits on the block fd before it starts anything of the
+// program. The driver moves it into the sandbox's cgroups in between, so everything the program
+// ever forks is born inside them. The outer bubblewrap stays in the controller's cgroup: a kill
+// of the sandbox's cgroup leaves it to reap the init and report the status (no orphan zombies).
 import type { LaunchSpec } from './driver.js'
 
 /** Where the controller's Unix socket appears inside every sandbox. */
 export const SOCKET_INSIDE = '/run/warden/controller.sock'
-
-/** sh exits with this when it cannot join a cgroup (the program never ran). */
-export const JOIN_FAILED_EXIT = 125
-
-const JOIN_SCRIPT =
-  `n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit ${JOIN_FAILED_EXIT}; shift; n=$((n-1)); done; exec "$@"`
 
 export interface BwrapPlanInput {
   bwrap: string
@@ -24,6 +21,8 @@ export interface BwrapPlanInput {
   command: readonly string[]
   /** The fd bubblewrap reports the sandbox's pid and exit code on. */
   statusFd: number
+  /** The fd the sandbox's init waits on before it starts the program (null: no wait). */
+  blockFd: number | null
 }
 
 export function bwrapArgv(input: BwrapPlanInput): string[] {
@@ -52,15 +51,11 @@ export function bwrapArgv(input: BwrapPlanInput): string[] {
     '--chdir', input.workDir,
     '--hostname', 'sandbox',
     '--json-status-fd', String(input.statusFd),
+    ...(input.blockFd === null ? [] : ['--block-fd', String(input.blockFd)]),
     '--',
     ...input.command,
   ]
   return argv
-}
-
-/** sh joins each cgroup.procs file in order, then execs `argv`. */
-export function launcherArgv(join: readonly string[], argv: readonly string[]): string[] {
-  return ['/bin/sh', '-c', JOIN_SCRIPT, 'warden-launch', String(join.length), ...join, ...argv]
 }
 
 /**

@@ -5,7 +5,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { bwrapArgv, exitFromStatus, JOIN_FAILED_EXIT, launcherArgv, sandboxEnv } from './bwrap-plan.js'
+import { bwrapArgv, exitFromStatus, sandboxEnv } from './bwrap-plan.js'
 import {
   controllerDirs,
   enforcement,
@@ -50,7 +50,12 @@ export interface ProcessDriverOptions {
 }
 
 const STATUS_FD = 3
+const BLOCK_FD = 4
 const WORKER_ID = /^[A-Za-z0-9_-]{1,64}$/
+/** 9 → 'SIGKILL', … */
+const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(os.constants.signals).map(([name, number]) => [number, name]),
+)
 const silentLog: DriverLog = { info: () => {}, warn: () => {} }
 
 interface Sandbox {
@@ -61,6 +66,8 @@ interface Sandbox {
   /** Its processes when a kill was ordered: the kill is done when each is gone from /proc too
    * (a task leaves its cgroup a moment before it finishes exiting). */
   killed: number[]
+  /** A kill arrived before the sandbox's init joined its cgroups: it never starts the program. */
+  killRequested: boolean
   /** Resolves once its last process is gone, its cgroups removed and onExit reported. */
   ended: Promise<void>
 }
@@ -152,32 +159,32 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
       return Promise.reject(new Error(`cannot prepare sandbox ${workerId}: ${String(error)}`))
     }
 
-    const argv = launcherArgv(
-      plan.join,
-      bwrapArgv({
-        bwrap: bwrap as string,
-        workDir,
-        controllerSocket: allowController ? options.controllerSocket : null,
-        allowExternal: spec.resources.network_policy.allow_external,
-        hidePaths,
-        command: spec.program.command,
-        statusFd: STATUS_FD,
-      }),
-    )
+    const argv = bwrapArgv({
+      bwrap: bwrap as string,
+      workDir,
+      controllerSocket: allowController ? options.controllerSocket : null,
+      allowExternal: spec.resources.network_policy.allow_external,
+      hidePaths,
+      command: spec.program.command,
+      statusFd: STATUS_FD,
+      blockFd: BLOCK_FD,
+    })
     const child = spawn(argv[0] as string, argv.slice(1), {
       env: sandboxEnv(spec, workDir),
-      stdio: ['ignore', logFd, logFd, 'pipe'],
+      stdio: ['ignore', logFd, logFd, 'pipe', 'pipe'],
     })
     fs.closeSync(logFd)
 
     return new Promise((resolve, reject) => {
       let started = false
+      let failure: string | null = null
       const sandbox: Sandbox = {
         workerId,
         plan,
         child,
         pid: null,
         killed: [],
+        killRequested: false,
         ended: new Promise<void>((resolveEnded) => {
           const finish = (code: number | null, signal: NodeJS.Signals | null) => {
             void reap(sandbox, code, signal).finally(resolveEnded)
@@ -192,26 +199,40 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
       }
       sandboxes.set(workerId, sandbox)
 
+      // The init waits on the block fd: it joins the cgroups first, then the program may start.
+      const admit = (pid: number) => {
+        try {
+          if (sandbox.killRequested) throw new Error('killed while starting')
+          for (const file of plan.join) fs.writeFileSync(file, String(pid))
+        } catch (error) {
+          failure = `could not join its cgroups: ${String(error)}`
+          signal(pid)
+          return
+        }
+        const block = child.stdio[BLOCK_FD] as NodeJS.WritableStream | null
+        block?.end('1')
+        started = true
+        sandbox.pid = pid
+        resolve({ pid, started_at: Date.now() })
+      }
+
       let buffered = ''
-      const statusPipe = child.stdio[STATUS_FD]
-      statusPipe?.on('data', (chunk: Buffer) => {
+      child.stdio[STATUS_FD]?.on('data', (chunk: Buffer) => {
         buffered += chunk.toString('utf8')
         let newline: number
         while ((newline = buffered.indexOf('\n')) >= 0) {
           const line = buffered.slice(0, newline)
           buffered = buffered.slice(newline + 1)
           const pid = parseChildPid(line)
-          if (pid !== null && !started) {
-            started = true
-            sandbox.pid = pid
-            resolve({ pid, started_at: Date.now() })
-          }
+          if (pid !== null && !started && failure === null) admit(pid)
         }
       })
-      child.once('exit', (code) => {
+      child.stdio[BLOCK_FD]?.on('error', () => {
+        // the sandbox died before it read its go-ahead; 'exit' reports it
+      })
+      child.once('exit', () => {
         if (started) return
-        const detail = code === JOIN_FAILED_EXIT ? 'could not join its cgroups' : tail(path.join(workRoot, `${workerId}.log`))
-        reject(new Error(`sandbox ${workerId} did not start: ${detail}`))
+        reject(new Error(`sandbox ${workerId} did not start: ${failure ?? tail(path.join(workRoot, `${workerId}.log`))}`))
       })
     })
   }
@@ -226,7 +247,7 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
       sandboxes.delete(sandbox.workerId)
       const exit: SandboxExit = {
         worker_id: sandbox.workerId,
-        ...exitFromStatus(code, signal, os.constants.signals as unknown as Record<number, string>),
+        ...exitFromStatus(code, signal, SIGNAL_NAMES),
         oom: oomKills > 0,
       }
       for (const listener of listeners) {
@@ -245,6 +266,7 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
   async function kill(workerIds: readonly string[]): Promise<void> {
     const targets = workerIds.map((id) => sandboxes.get(id)).filter((s): s is Sandbox => s !== undefined)
     for (const sandbox of targets) {
+      sandbox.killRequested = true
       sandbox.killed = members(sandbox.plan.members)
       killCgroup(sandbox.plan)
     }
@@ -518,6 +540,7 @@ function probeBwrap(bwrap: string): string | null {
       hidePaths: [],
       command: ['/bin/true'],
       statusFd: 1,
+      blockFd: null,
     })
     const result = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', timeout: 10_000 })
     if (result.error) return String(result.error)

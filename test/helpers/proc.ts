@@ -30,6 +30,14 @@ export function markedPids(marker: string): number[] {
   return pids
 }
 
+/**
+ * The marked processes inside the sandbox: all but the outer bubblewrap, the driver's direct
+ * child, which stays in the controller's cgroup to reap the sandbox's init.
+ */
+export function sandboxPids(marker: string): number[] {
+  return markedPids(marker).filter((pid) => stat(pid)?.ppid !== process.pid)
+}
+
 export interface ProcStat {
   state: string
   ppid: number

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createProcessDriver } from '../../src/sandbox/process-driver.js'
 import { sleep, waitFor } from '../helpers/http-client.js'
-import { cgroupOf, cmdline, cpuTicks, markedPids, newMarker, readKey, readNumber, stat } from '../helpers/proc.js'
+import { cgroupOf, cmdline, cpuTicks, markedPids, newMarker, readKey, readNumber, sandboxPids, stat } from '../helpers/proc.js'
 import { canRunSandboxes, cgroupTops, childCgroups, CONTROLLER, createSandboxLab, HOSTILE, type SandboxLab } from '../helpers/sandbox-lab.js'
 
 const PIDS_MAX = 48
@@ -35,6 +35,7 @@ describe.skipIf(!canRunSandboxes)('process driver against a hostile program (roo
     const unified = cgroupOf(escapee, '')
     expect(unified).toContain(`/${lab.root}/`)
     expect(markedPids(s.marker).length).toBeGreaterThanOrEqual(4) // bwrap ×2, node, sh/escapee
+    for (const p of sandboxPids(s.marker)) expect(cgroupOf(p, ''), cmdline(p)).toContain(`/${lab.root}/`)
 
     await lab.killAndCheckGone(s.worker_id, s.marker)
     await sleep(50)
@@ -43,6 +44,27 @@ describe.skipIf(!canRunSandboxes)('process driver against a hostile program (roo
     ])
     expect(lab.driver.usage(s.worker_id)).toBeNull()
     expect(existsSync(unified as string)).toBe(false)
+  })
+
+  it("runs the program's first instruction inside every cgroup of the sandbox", async () => {
+    const worker_id = `t${randomBytes(8).toString('hex')}`
+    const { pid } = await lab.driver.launch({
+      worker_id,
+      program: { command: ['/bin/sh', '-c', 'cat /proc/self/cgroup > at-start.txt; exec sleep 1000'] },
+      resources: { cpu_limit: 1, memory_limit_mb: 64, network_policy: { allow_controller: false, allow_external: false } },
+      env: {},
+    })
+    const file = join(lab.workRoot, worker_id, 'at-start.txt')
+    const atStart = await waitFor('at-start.txt', async () => (existsSync(file) && readFileSync(file, 'utf8').includes('\n') ? readFileSync(file, 'utf8') : undefined), 10_000)
+    const lines = atStart.trim().split('\n')
+    for (const hierarchy of ['', 'memory', 'cpu', 'pids']) {
+      const line = lines.find((l) => l.split(':')[1] === hierarchy)
+      if (line === undefined || cgroupOf(pid, hierarchy) === null) continue
+      expect(line, hierarchy || 'cgroup2').toContain(`/${lab.root}/`)
+      expect(line).toContain(worker_id)
+    }
+    expect(lines.filter((l) => l.includes(worker_id)).length).toBeGreaterThanOrEqual(3)
+    await lab.driver.kill([worker_id])
   })
 
   it('reports the exit code when the program ends by itself, once, after its last process', async () => {
@@ -111,7 +133,7 @@ describe.skipIf(!canRunSandboxes)('process driver against a hostile program (roo
     expect(lab.driver.usage(s.worker_id)?.cpu_seconds).toBeGreaterThan(0.5)
     // Every process of it sits in a cgroup with the quota: the bound above holds because of the
     // kernel, not because this shared machine happened to be busy.
-    for (const p of markedPids(s.marker)) {
+    for (const p of sandboxPids(s.marker)) {
       const v1 = cgroupOf(p, 'cpu')
       if (v1 !== null) expect(readNumber(`${v1}/cpu.cfs_quota_us`)).toBe(50_000)
       else expect(readFileSync(`${cgroupOf(p, '')}/cpu.max`, 'utf8').trim()).toBe('50000 100000')
@@ -141,7 +163,7 @@ describe.skipIf(!canRunSandboxes)('process driver against a hostile program (roo
     const seen = await lab.report<{ spawned: number; error: string }>(s.workDir)
     expect(seen.error).toBe('EAGAIN')
     expect(seen.spawned).toBeGreaterThan(10)
-    const tasks = markedPids(s.marker).reduce((sum, p) => sum + (stat(p)?.threads ?? 0), 0)
+    const tasks = sandboxPids(s.marker).reduce((sum, p) => sum + (stat(p)?.threads ?? 0), 0)
     expect(tasks).toBeLessThanOrEqual(PIDS_MAX)
     expect(readNumber(`${cgroupOf(pid, 'pids')}/pids.current`)).toBeLessThanOrEqual(PIDS_MAX)
     expect(lab.driver.usage(s.worker_id)?.pids).toBeLessThanOrEqual(PIDS_MAX)
