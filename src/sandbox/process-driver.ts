@@ -125,7 +125,7 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
   const hidePaths = [workRoot, ...(options.hidePaths ?? [])].filter(isDirectory)
   const probeError = probeBwrap(bwrap)
   if (probeError !== null) {
-    removeDirs(dirs)
+    await removeDirs(dirs)
     throw new SandboxUnavailableError(`bubblewrap cannot create the sandbox namespaces here: ${probeError}`)
   }
 
@@ -155,7 +155,7 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
       for (const write of plan.limits) fs.writeFileSync(write.file, write.value)
       logFd = fs.openSync(path.join(workRoot, `${workerId}.log`), 'a', 0o600)
     } catch (error) {
-      removeDirs(plan.dirs)
+      void removeDirs(plan.dirs)
       return Promise.reject(new Error(`cannot prepare sandbox ${workerId}: ${String(error)}`))
     }
 
@@ -243,7 +243,7 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
       if (!(await waitEmpty(sandbox.plan, 1000))) await killUntilEmpty(sandbox.plan)
       await until(() => sandbox.killed.every(isGone), 1000)
       const oomKills = readOomKills(sandbox.plan)
-      removeDirs(sandbox.plan.dirs)
+      await removeDirs(sandbox.plan.dirs)
       sandboxes.delete(sandbox.workerId)
       const exit: SandboxExit = {
         worker_id: sandbox.workerId,
@@ -302,9 +302,9 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
   async function shutdown(): Promise<void> {
     closed = true
     await kill([...sandboxes.keys()])
-    removeDirs(dirs.filter((dir) => dir.endsWith(`/${names.controller}`)))
+    await removeDirs(dirs.filter((dir) => dir.endsWith(`/${names.controller}`)))
     // Other controllers may share the top folder: removing it only succeeds when it is empty.
-    removeDirs(dirs.filter((dir) => dir.endsWith(`/${names.top}`)))
+    await removeDirs(dirs.filter((dir) => dir.endsWith(`/${names.top}`)))
   }
 
   return {
@@ -434,20 +434,20 @@ function members(procsFile: string): number[] {
   return (readText(procsFile) ?? '').split('\n').filter(Boolean).map(Number)
 }
 
-/** Removes cgroup folders deepest first; a folder still busy is retried briefly, then left. */
-function removeDirs(dirs: readonly string[]): void {
+/**
+ * Removes cgroup folders deepest first. A folder whose last task is still being released answers
+ * EBUSY for a moment: it is retried on a timer (never a blocking wait), then left for the sweep.
+ */
+async function removeDirs(dirs: readonly string[]): Promise<void> {
   for (const dir of [...dirs].reverse()) {
-    for (let attempt = 0; attempt < 10; attempt++) {
+    await until(() => {
       try {
         fs.rmdirSync(dir)
-        break
+        return true
       } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code
-        if (code === 'ENOENT' || code === 'ENOTEMPTY') break
-        if (code !== 'EBUSY') break
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2)
+        return (error as NodeJS.ErrnoException).code !== 'EBUSY'
       }
-    }
+    }, 500)
   }
 }
 
@@ -493,7 +493,7 @@ async function sweepStale(host: CgroupHost, top: string, own: string, log: Drive
         return false
       }, 2000)
     }
-    removeDirs([controllerDir, ...leaves])
+    await removeDirs([controllerDir, ...leaves])
   }
 }
 
