@@ -61,10 +61,11 @@ const db = openDatabase(required('db'))
 db.pragma('cache_size = -1048576')
 const store = createStore(db)
 const baseContract = { ...DEFAULT_CONTRACT, max_replicas: 10_000_000, cooldown_seconds: 0, expiration_seconds: null, max_depth: 3 }
+const signer = createSigner(Buffer.from(required('key'), 'utf8'))
 const warden = createWarden({
   store,
   clock: systemClock,
-  signer: createSigner(Buffer.from(required('key'), 'utf8')),
+  signer,
   contract: { ...baseContract, heartbeat_timeout_seconds: 86_400 },
 })
 
@@ -92,7 +93,7 @@ const terminal: Array<{ status: WorkerStatus; reason: string }> = [
   { status: 'killed', reason: 'killed' },
 ]
 const resources = JSON.stringify(baseContract.default_resources)
-const keyId = warden.signer.keyId
+const keyId = signer.keyId
 const t0 = systemClock.now()
 const tokens = createWriteStream(required('tokens'))
 const dueIds: string[] = []

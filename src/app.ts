@@ -142,12 +142,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     metrics.httpRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000)
   })
 
-  metrics.observeState(warden.summary)
+  metrics.observeState(warden.queries.summary)
 
   await app.register(errorsPlugin)
   await app.register(authPlugin, { operatorToken: options.operatorToken, authentication: warden.authentication })
   await app.register(swaggerPlugin, { version: pkg.version })
-  await app.register(systemRoutes, { db: warden.store.db, health: warden.store.health, metrics })
+  await app.register(systemRoutes, { queries: warden.queries, metrics })
   await app.register(contractRoutes, { warden })
   await app.register(manifestRoutes, { warden })
   await app.register(rateLimit, {
@@ -164,15 +164,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(summaryRoutes, { warden })
   await app.register(sandboxRoutes, { warden })
 
-  const { audit } = warden.store
-  const hub = createEventHub({
-    ...options.events,
-    source: {
-      after: audit.after,
-      headSeq: () => audit.head().seq,
-      onCommitted: (listener) => warden.store.onAuditCommitted(listener),
-    },
-  })
+  const hub = createEventHub({ ...options.events, source: warden.queries.auditFeed })
   // Streams never end by themselves: end them first so close() is not held open.
   app.addHook('preClose', async () => hub.close())
   app.decorate('events', hub)

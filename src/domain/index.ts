@@ -1,4 +1,6 @@
-// Wires the domain services over one store.
+// Wires the domain over one store. What it returns is the domain's whole public face: the use
+// cases (admission, transitions, kill switch, liveness, authentication, contract) and the
+// queries. The store itself stays inside.
 import type { Clock } from './clock.js'
 import { createAdmission } from './admission.js'
 import { createContractService } from './contract-service.js'
@@ -12,9 +14,8 @@ import { createTransitions } from './transitions.js'
 import { createSandboxEnforcer, noSandboxPort, type SandboxPort } from './sandbox.js'
 import { createSandboxes } from './sandboxes.js'
 import type { Signer } from './signing.js'
-import { verifyChain } from './audit-chain.js'
+import { createQueries } from './queries.js'
 import type { Store } from '../store/index.js'
-import { LIVE_STATUSES, WorkerStatusSchema, type Summary, type WorkerStatus } from '../schemas/index.js'
 
 export interface WardenOptions {
   store: Store
@@ -26,11 +27,13 @@ export interface WardenOptions {
   sandbox?: SandboxPort
   /** Failures of background work (driver calls); silent when omitted. */
   report?: (message: string, error: unknown) => void
+  /** The lease book to keep (tests read it); a fresh one otherwise. */
+  leases?: LeaseBook
 }
 
 export function createWarden(options: WardenOptions) {
   const contracts = createContractService(options.store, options.clock, options.contract)
-  const leases = new LeaseBook()
+  const leases = options.leases ?? new LeaseBook()
   const report = options.report ?? (() => {})
   const enforcer = createSandboxEnforcer({
     store: options.store,
@@ -54,32 +57,16 @@ export function createWarden(options: WardenOptions) {
   const killSwitch = createKillSwitch(deps)
   const admission = createAdmission(deps, transitions)
   return {
-    ...deps,
+    contracts,
     admission,
-    transitions,
+    transitions: { deregister: transitions.deregister, quarantine: transitions.quarantine, release: transitions.release, kill: transitions.kill },
     killSwitch,
     liveness: createLiveness(deps, transitions),
     authentication: createAuthentication(deps),
-    /** Counts for dashboards: the quota in use (SPEC §2.1) and where the audit log stands. */
-    summary: (): Summary => {
-      const { store } = options
-      const workers = Object.fromEntries(WorkerStatusSchema.options.map((status) => [status, 0])) as Record<WorkerStatus, number>
-      for (const { status, n } of store.workers.countByStatus()) workers[status] = n
-      const outstanding = store.manifests.countOutstanding(options.clock.now())
-      const live = LIVE_STATUSES.reduce((sum, status) => sum + workers[status], 0)
-      const contract = contracts.current()
-      return {
-        workers,
-        outstanding_manifests: outstanding,
-        slots_in_use: live + outstanding,
-        max_replicas: contract.max_replicas,
-        contract_version: contract.version,
-        kill_switch: killSwitch.state(),
-        audit_head_seq: store.audit.head().seq,
-      }
-    },
-    sandboxes: createSandboxes({ ...deps, enforcer }, transitions, admission),
-    verifyAudit: () => verifyChain(options.store.audit.iterate(), options.store.audit.head()),
+    /** Managed workers (SPEC §5); `settled` resolves once enforcement on a worker's sandbox is done. */
+    sandboxes: { ...createSandboxes({ ...deps, enforcer }, transitions, admission), settled: enforcer.settled },
+    queries: createQueries(deps, transitions, killSwitch),
+    idempotency: deps.idempotency,
   }
 }
 

@@ -17,8 +17,6 @@ export function createKillSwitch(deps: Pick<DomainDeps, 'store' | 'clock' | 'san
   return {
     state,
 
-    engaged: (): boolean => store.killSwitch.get().engaged === 1,
-
     /** Engaging twice is harmless: the first engagement stands and nothing more is terminated. */
     engage(reason: string | undefined): KillSwitchEngaged {
       const result = store.transaction(() => {

@@ -319,6 +319,7 @@ export const WorkerListSchema = z
     next_cursor: z.string().nullable(),
   })
   .meta({ id: 'WorkerList', examples: [EXAMPLES.workerList] })
+export type WorkerList = z.infer<typeof WorkerListSchema>
 
 export const LineageNodeSchema = z
   .strictObject({
@@ -340,6 +341,7 @@ export const LineageSchema = z
     truncated: z.boolean().describe('true when descendants were cut at the bound'),
   })
   .meta({ id: 'Lineage', examples: [EXAMPLES.lineage] })
+export type Lineage = z.infer<typeof LineageSchema>
 
 export const ReasonBodySchema = z.strictObject({ reason: Reason }).meta({ id: 'ReasonBody', examples: [EXAMPLES.reasonBody] })
 export const OptionalReasonBodySchema = z
@@ -461,6 +463,7 @@ export type EventsQuery = z.output<typeof EventsQuerySchema>
 export const AuditPageSchema = z
   .strictObject({ items: z.array(AuditRecordSchema), next_after_seq: z.int().nullable() })
   .meta({ id: 'AuditPage', examples: [EXAMPLES.auditPage] })
+export type AuditPage = z.infer<typeof AuditPageSchema>
 
 export const AuditVerificationSchema = z
   .strictObject({

@@ -4,7 +4,7 @@
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openBrowser, type Browser } from '../helpers/browser.js'
-import { createTestApp, OPERATOR_TOKEN, type TestApp } from '../helpers/harness.js'
+import { createTestApp, OPERATOR_TOKEN, type TestApp, storeOf } from '../helpers/harness.js'
 import { createClient, type ApiClient } from '../helpers/http-client.js'
 
 const TIMEOUT = 15_000
@@ -100,7 +100,7 @@ describe('the operations console at GET /', () => {
     await page.getByRole('button', { name: 'Quarantine' }).click()
     await row(b!.id).filter({ hasText: 'quarantined' }).waitFor({ timeout: TIMEOUT })
     await auditFeed().getByText('worker_quarantined').waitFor({ timeout: TIMEOUT })
-    expect(t.warden.store.workers.get(b!.id)!.status).toBe('quarantined')
+    expect(storeOf(t.warden).workers.get(b!.id)!.status).toBe('quarantined')
     await browser.screenshot('console-4-quarantined')
 
     await page.getByRole('button', { name: 'Release' }).click()
@@ -115,7 +115,7 @@ describe('the operations console at GET /', () => {
     await row(a1.id).filter({ hasText: 'killed' }).waitFor({ timeout: TIMEOUT })
     await auditFeed().getByText('worker_killed').first().waitFor({ timeout: TIMEOUT })
     expect(await row(a11.id).innerText()).toContain('active')
-    expect(t.warden.store.workers.get(a11.id)!.status).toBe('active')
+    expect(storeOf(t.warden).workers.get(a11.id)!.status).toBe('active')
 
     // Kill a with cascade: every live descendant goes too.
     await row(a!.id).click()

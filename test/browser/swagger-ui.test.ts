@@ -2,7 +2,7 @@
 // empty body, and get 200. Real Chromium, a real server on 127.0.0.1.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openBrowser, type Browser } from '../helpers/browser.js'
-import { createTestApp, OPERATOR_TOKEN, registerRoot, type TestApp } from '../helpers/harness.js'
+import { createTestApp, OPERATOR_TOKEN, registerRoot, storeOf, type TestApp } from '../helpers/harness.js'
 
 describe('Swagger UI at /docs', () => {
   let t: TestApp
@@ -52,6 +52,6 @@ describe('Swagger UI at /docs', () => {
 
     // The server agrees: engaged, and the worker alive before is terminated.
     expect(t.warden.killSwitch.state().engaged).toBe(true)
-    expect(t.warden.store.workers.get(id)!.status).toBe('killed')
+    expect(storeOf(t.warden).workers.get(id)!.status).toBe('killed')
   })
 })

@@ -7,7 +7,7 @@ import type { ErrorCode } from '../../src/domain/errors.js'
 import { createSigner } from '../../src/domain/signing.js'
 import { hashToken } from '../../src/domain/tokens.js'
 import type { AuditType, Resources } from '../../src/schemas/index.js'
-import { registerRoot, SIGNING_KEY, type TestWarden } from '../helpers/harness.js'
+import { registerRoot, SIGNING_KEY, type TestWarden, storeOf } from '../helpers/harness.js'
 import { expectDomainError, lastAudit, SECOND, updateContract, wardenPerTest, worker } from './support.js'
 
 const setup = wardenPerTest({ max_depth: 2, max_replicas: 5 })
@@ -111,7 +111,7 @@ const scenarios: Record<string, Scenario> = {
     const { signature: _s, key_id: _k, ...issued } = childManifest(t, root.id)
     const manifest = createSigner(SIGNING_KEY).sign({ ...issued, resources: res(1.5, 256) })
     const { signature, ...unsigned } = manifest
-    t.warden.store.db
+    storeOf(t.warden).db
       .prepare(`UPDATE manifests SET body = ?, signature_hash = ? WHERE worker_id = ?`)
       .run(JSON.stringify(unsigned), hashToken(signature), manifest.worker_id)
     return () => t.warden.admission.register(manifest)

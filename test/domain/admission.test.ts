@@ -6,7 +6,7 @@ import { DomainError, type ErrorCode } from '../../src/domain/errors.js'
 import type { Warden } from '../../src/domain/index.js'
 import { exceeds } from '../../src/domain/resources.js'
 import type { ContractInput, Manifest, Resources } from '../../src/schemas/index.js'
-import { createTestWarden, occupiedSlots, registerChild, registerRoot } from '../helpers/harness.js'
+import { createTestWarden, occupiedSlots, registerChild, registerRoot, storeOf } from '../helpers/harness.js'
 import {
   auditRecords,
   expectDomainError,
@@ -99,7 +99,7 @@ describe('quota: live + quarantined + outstanding manifests <= max_replicas', ()
     updateContract(warden, { max_replicas: 2 })
 
     expectDomainError(() => warden.admission.register(a), 'quota_exceeded')
-    expect(warden.store.workers.get(a.worker_id)).toBeUndefined()
+    expect(storeOf(warden).workers.get(a.worker_id)).toBeUndefined()
     expect(manifestStatus(warden, a.worker_id)).toBe('rejected')
     expect(lastAudit(warden)).toMatchObject({ type: 'registration_rejected', code: 'quota_exceeded', worker_id: a.worker_id })
     // The refused manifest gave its slot back: 1 live + b = 2, within the new limit.
@@ -146,7 +146,7 @@ describe('depth', () => {
 
     const slots = occupiedSlots(warden)
     expectDomainError(() => warden.admission.register(grandchild), 'depth_exceeded')
-    expect(warden.store.workers.get(grandchild.worker_id)).toBeUndefined()
+    expect(storeOf(warden).workers.get(grandchild.worker_id)).toBeUndefined()
     expect(manifestStatus(warden, grandchild.worker_id)).toBe('rejected')
     expect(occupiedSlots(warden)).toBe(slots - 1)
     expect(lastAudit(warden)).toMatchObject({ type: 'registration_rejected', code: 'depth_exceeded', worker_id: grandchild.worker_id })
@@ -293,7 +293,7 @@ describe('stop conditions', () => {
     updateContract(warden, { stop_conditions: [condition('crowded', 'active_count >= 1')] })
     const error = expectDomainError(() => warden.admission.register(manifest), 'stop_condition')
     expect(error.extras.condition).toBe('crowded')
-    expect(warden.store.workers.get(manifest.worker_id)).toBeUndefined()
+    expect(storeOf(warden).workers.get(manifest.worker_id)).toBeUndefined()
     expect(manifestStatus(warden, manifest.worker_id)).toBe('rejected')
     expect(lastAudit(warden)).toMatchObject({ type: 'registration_rejected', code: 'stop_condition', data: { condition: 'crowded' } })
   })
@@ -378,7 +378,7 @@ describe("the parent's state", () => {
     const child = spawn(warden, root.id)
     warden.transitions.quarantine(root.id, 'inspect')
     expectDomainError(() => warden.admission.register(child), 'parent_quarantined')
-    expect(warden.store.workers.get(child.worker_id)).toBeUndefined()
+    expect(storeOf(warden).workers.get(child.worker_id)).toBeUndefined()
   })
 
   it('denies a spawn by a terminated parent with worker_terminated', () => {
@@ -421,7 +421,7 @@ describe("the parent's state", () => {
     warden.transitions.kill(root.id, { reason: 'stop', cascade: false })
     // SPEC §3: "parent_not_active (a child manifest whose parent is no longer live cannot register)".
     expectDomainError(() => warden.admission.register(child), 'parent_not_active')
-    expect(warden.store.workers.get(child.worker_id)).toBeUndefined()
+    expect(storeOf(warden).workers.get(child.worker_id)).toBeUndefined()
   })
 
   it('refuses the child with parent_not_active when the parent lease ran out before any reaper tick', () => {
@@ -431,7 +431,7 @@ describe("the parent's state", () => {
     clock.advance(30 * SECOND)
     expectDomainError(() => warden.admission.register(child), 'parent_not_active')
     expect(worker(warden, root.id).status).toBe('reaped')
-    expect(warden.store.workers.get(child.worker_id)).toBeUndefined()
+    expect(storeOf(warden).workers.get(child.worker_id)).toBeUndefined()
   })
 })
 
@@ -507,7 +507,7 @@ describe('admission invariants under random operation sequences (property)', () 
       const terminal = new Set<string>()
       const depthLimitAtRegistration = new Map<string, number>()
       const current = () => warden.contracts.current()
-      const workers = () => warden.store.workers.list({ after_seq: 0, limit: 10_000 })
+      const workers = () => storeOf(warden).workers.list({ after_seq: 0, limit: 10_000 })
       const at = <T>(list: T[], i: number): T | undefined => (list.length === 0 ? undefined : list[i % list.length])
 
       const attempt = (fn: () => void) => {
@@ -548,7 +548,7 @@ describe('admission invariants under random operation sequences (property)', () 
           if (previous !== undefined) expect(when - previous, ctx).toBeGreaterThanOrEqual(COOLDOWN_MS)
           lastApproval.set(record.parent_id!, when)
         }
-        expect(warden.verifyAudit().ok, ctx).toBe(true)
+        expect(warden.queries.verifyAudit().ok, ctx).toBe(true)
       }
 
       for (const [index, op] of ops.entries()) {
@@ -636,7 +636,7 @@ describe('admission invariants under random operation sequences (property)', () 
   // The property must be able to fail: against deliberately broken rules it finds a counterexample.
   it('finds a counterexample when outstanding manifests are left out of the quota', () => {
     const mutant = (warden: Warden) => {
-      warden.store.manifests.countOutstanding = () => 0
+      storeOf(warden).manifests.countOutstanding = () => 0
     }
     const result = fc.check(fc.property(fc.array(opArb, { minLength: 10, maxLength: 50 }), (ops) => run(ops, mutant)), { numRuns: 300, endOnFailure: true })
     expect(result.failed).toBe(true)
@@ -644,7 +644,7 @@ describe('admission invariants under random operation sequences (property)', () 
 
   it('finds a counterexample when approvals do not start the cooldown', () => {
     const mutant = (warden: Warden) => {
-      warden.store.workers.recordSpawn = () => {}
+      storeOf(warden).workers.recordSpawn = () => {}
     }
     const result = fc.check(fc.property(fc.array(opArb, { minLength: 10, maxLength: 50 }), (ops) => run(ops, mutant)), { numRuns: 300, endOnFailure: true })
     expect(result.failed).toBe(true)

@@ -6,7 +6,7 @@ import { GENESIS_HASH } from '../../src/domain/audit-chain.js'
 import type { Warden } from '../../src/domain/index.js'
 import { canonicalJson } from '../../src/domain/signing.js'
 import type { AuditRecord } from '../../src/schemas/index.js'
-import { registerChild, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { registerChild, registerRoot, type TestWarden, storeOf } from '../helpers/harness.js'
 import { auditHead, auditRecords, auditSince, expectDomainError, SECOND, updateContract, worker, wardenPerTest } from './support.js'
 
 const setup = wardenPerTest({
@@ -104,7 +104,7 @@ describe('every decision is audited', () => {
         label,
       ).toEqual(expected)
     }
-    expect(t.warden.verifyAudit().ok).toBe(true)
+    expect(t.warden.queries.verifyAudit().ok).toBe(true)
   })
 
   it('names the worker, parent, actor and reason in the records', () => {
@@ -151,18 +151,18 @@ describe('the chain', () => {
       expect(hash).toBe(createHash('sha256').update(record.prev_hash).update(canonicalJson(rest)).digest('hex'))
       prev = hash
     }
-    expect(t.warden.verifyAudit()).toEqual({ ok: true, records: records.length, head_hash: prev, first_invalid_seq: null })
+    expect(t.warden.queries.verifyAudit()).toEqual({ ok: true, records: records.length, head_hash: prev, first_invalid_seq: null })
   })
 })
 
 describe('tampering is detected', () => {
   /** Applies `sql` inside a transaction, verifies, and rolls back, so one run serves many edits. */
   function verifyWith(warden: Warden, edit: () => void) {
-    const db = warden.store.db
+    const db = storeOf(warden).db
     db.exec('BEGIN')
     try {
       edit()
-      return warden.verifyAudit()
+      return warden.queries.verifyAudit()
     } finally {
       db.exec('ROLLBACK')
     }
@@ -189,12 +189,12 @@ describe('tampering is detected', () => {
     for (const record of records) {
       for (const [column, edit] of Object.entries(edits)) {
         const result = verifyWith(t.warden, () => {
-          t.warden.store.db.prepare(`UPDATE audit SET ${column} = ? WHERE seq = ?`).run(edit(record), record.seq)
+          storeOf(t.warden).db.prepare(`UPDATE audit SET ${column} = ? WHERE seq = ?`).run(edit(record), record.seq)
         })
         expect(result, `${column} of seq ${record.seq}`).toMatchObject({ ok: false, first_invalid_seq: record.seq })
       }
     }
-    expect(t.warden.verifyAudit().ok).toBe(true)
+    expect(t.warden.queries.verifyAudit().ok).toBe(true)
   })
 
   it('finds a data edit that changes one nested value only', () => {
@@ -203,7 +203,7 @@ describe('tampering is detected', () => {
     const record = auditRecords(t.warden, 'kill_switch_engaged')[0]!
     const data = { ...record.data, terminated: (record.data.terminated as number) - 1 }
     const result = verifyWith(t.warden, () => {
-      t.warden.store.db.prepare(`UPDATE audit SET data = ? WHERE seq = ?`).run(JSON.stringify(data), record.seq)
+      storeOf(t.warden).db.prepare(`UPDATE audit SET data = ? WHERE seq = ?`).run(JSON.stringify(data), record.seq)
     })
     expect(result).toMatchObject({ ok: false, first_invalid_seq: record.seq })
   })
@@ -213,7 +213,7 @@ describe('tampering is detected', () => {
     runRealistic(t)
     const n = auditHead(t.warden)
     const result = verifyWith(t.warden, () => {
-      t.warden.store.db.prepare(`UPDATE audit SET seq = ? WHERE seq = 7`).run(n + 100)
+      storeOf(t.warden).db.prepare(`UPDATE audit SET seq = ? WHERE seq = 7`).run(n + 100)
     })
     expect(result).toMatchObject({ ok: false, first_invalid_seq: 8 })
   })
@@ -222,7 +222,7 @@ describe('tampering is detected', () => {
     const t = setup()
     runRealistic(t)
     for (const seq of [1, 2, 10, 20]) {
-      const result = verifyWith(t.warden, () => void t.warden.store.db.prepare(`DELETE FROM audit WHERE seq = ?`).run(seq))
+      const result = verifyWith(t.warden, () => void storeOf(t.warden).db.prepare(`DELETE FROM audit WHERE seq = ?`).run(seq))
       expect(result, `deleting ${seq}`).toMatchObject({ ok: false, first_invalid_seq: seq + 1 })
     }
   })
@@ -231,7 +231,7 @@ describe('tampering is detected', () => {
     const t = setup()
     runRealistic(t)
     const n = auditHead(t.warden)
-    const result = verifyWith(t.warden, () => void t.warden.store.db.prepare(`DELETE FROM audit WHERE seq >= ?`).run(n - 1))
+    const result = verifyWith(t.warden, () => void storeOf(t.warden).db.prepare(`DELETE FROM audit WHERE seq >= ?`).run(n - 1))
     // SPEC §2.9: "verification finds any edited, removed or reordered record".
     expect(result.ok).toBe(false)
   })
@@ -241,7 +241,7 @@ describe('tampering is detected', () => {
     runRealistic(t)
     const records = auditRecords(t.warden)
     const columns = ['at', 'type', 'actor', 'worker_id', 'parent_id', 'code', 'data', 'prev_hash', 'hash'] as const
-    const write = t.warden.store.db.prepare(
+    const write = storeOf(t.warden).db.prepare(
       `UPDATE audit SET ${columns.map((c) => `${c} = @${c}`).join(', ')} WHERE seq = @seq`,
     )
     const asRow = (r: AuditRecord, seq: number) => ({ ...r, seq, data: JSON.stringify(r.data) })
@@ -264,7 +264,7 @@ describe('tampering is detected', () => {
     const t = setup()
     runRealistic(t)
     const result = verifyWith(t.warden, () => {
-      const db = t.warden.store.db
+      const db = storeOf(t.warden).db
       db.prepare(`UPDATE audit SET seq = -1 WHERE seq = 6`).run()
       db.prepare(`UPDATE audit SET seq = 6 WHERE seq = 9`).run()
       db.prepare(`UPDATE audit SET seq = 9 WHERE seq = -1`).run()
@@ -275,7 +275,7 @@ describe('tampering is detected', () => {
 
 describe('a decision and its audit record share one transaction', () => {
   const snapshotState = (warden: Warden) => {
-    const db = warden.store.db
+    const db = storeOf(warden).db
     return {
       workers: db.prepare(`SELECT * FROM workers ORDER BY seq`).all(),
       manifests: db.prepare(`SELECT * FROM manifests ORDER BY worker_id`).all(),
@@ -304,7 +304,7 @@ describe('a decision and its audit record share one transaction', () => {
       ['spawn_denied', 'cooldown_active'],
       ['registration_rejected', 'manifest_already_used'],
     ])
-    expect(t.warden.verifyAudit().ok).toBe(true)
+    expect(t.warden.queries.verifyAudit().ok).toBe(true)
   })
 
   it('a state change whose audit record cannot be written does not happen', () => {
@@ -315,7 +315,7 @@ describe('a decision and its audit record share one transaction', () => {
     const before = snapshotState(warden)
     const head = auditHead(warden)
 
-    warden.store.db.exec(`CREATE TRIGGER audit_down BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END`)
+    storeOf(warden).db.exec(`CREATE TRIGGER audit_down BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END`)
     expect(() => warden.transitions.kill(root.id, { reason: 'x', cascade: true })).toThrow(/audit unavailable/)
     expect(() => warden.transitions.quarantine(root.id, 'x')).toThrow(/audit unavailable/)
     expect(() => warden.transitions.deregister(root.id, 'x')).toThrow(/audit unavailable/)
@@ -325,11 +325,11 @@ describe('a decision and its audit record share one transaction', () => {
     expect(() => updateContract(warden, { max_depth: 1 })).toThrow(/audit unavailable/)
     t.clock.advance(60 * SECOND)
     expect(() => warden.liveness.tick()).toThrow(/audit unavailable/)
-    warden.store.db.exec(`DROP TRIGGER audit_down`)
+    storeOf(warden).db.exec(`DROP TRIGGER audit_down`)
 
     expect(snapshotState(warden)).toEqual(before)
     expect(warden.contracts.view().max_depth).toBe(3)
     expect(auditHead(warden)).toBe(head)
-    expect(warden.verifyAudit().ok).toBe(true)
+    expect(warden.queries.verifyAudit().ok).toBe(true)
   })
 })

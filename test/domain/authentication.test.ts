@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { operatorAuthenticator } from '../../src/domain/authentication.js'
-import { registerRoot } from '../helpers/harness.js'
+import { registerRoot, storeOf } from '../helpers/harness.js'
 import { expectDomainError, wardenPerTest } from './support.js'
 
 const setup = wardenPerTest()
@@ -42,7 +42,7 @@ describe('worker authentication', () => {
   it('stores only the SHA-256 digest of a lease token, never the token', () => {
     const { warden } = setup()
     const { id, token } = registerRoot(warden)
-    const row = warden.store.db.prepare(`SELECT * FROM workers WHERE worker_id = ?`).get(id) as Record<string, unknown>
+    const row = storeOf(warden).db.prepare(`SELECT * FROM workers WHERE worker_id = ?`).get(id) as Record<string, unknown>
     expect(row.lease_token_hash).toEqual(createHash('sha256').update(token).digest())
     expect(JSON.stringify(Object.values(row).map(String))).not.toContain(token)
   })

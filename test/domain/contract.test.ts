@@ -199,7 +199,7 @@ describe('changing the contract', () => {
     expect(updateContract(warden, { max_replicas: 2 }).version).toBe(3)
     expect(warden.admission.issueRoot({}).depth).toBe(0)
     expect(auditRecords(warden, 'contract_updated').map((r) => r.data.version)).toEqual([1, 2, 3])
-    expect(warden.verifyAudit().ok).toBe(true)
+    expect(warden.queries.verifyAudit().ok).toBe(true)
   })
 
   it('keeps the stored contract across a restart and applies a changed start-up contract as a new version', () => {

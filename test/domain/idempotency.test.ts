@@ -6,6 +6,7 @@ import { DomainError } from '../../src/domain/errors.js'
 import { IDEMPOTENCY_WINDOW_MS, idempotencyScope, requestDigest } from '../../src/domain/idempotency.js'
 import { operatorActor } from '../../src/domain/context.js'
 import { auditHead, expectDomainError, wardenPerTest } from './support.js'
+import { storeOf } from '../helpers/harness.js'
 
 const fresh = wardenPerTest()
 
@@ -18,13 +19,13 @@ function counter(t: ReturnType<typeof fresh>) {
     },
     decide: () => {
       decided += 1
-      t.warden.store.audit.append({ type: 'manifest_issued', actor: operatorActor, data: { n: decided } }, new Date(t.clock.now()).toISOString())
+      storeOf(t.warden).audit.append({ type: 'manifest_issued', actor: operatorActor, data: { n: decided } }, new Date(t.clock.now()).toISOString())
       return { n: decided }
     },
   }
 }
 
-const keyCount = (t: ReturnType<typeof fresh>) => t.warden.store.idempotency.count()
+const keyCount = (t: ReturnType<typeof fresh>) => storeOf(t.warden).idempotency.count()
 
 describe('requestDigest', () => {
   it('is the same for the same body in any key order and differs by operation and body', () => {
@@ -47,7 +48,7 @@ describe('idempotency.once', () => {
     expect(again).toEqual({ value: { n: 1 }, replayed: true })
     expect(c.decided).toBe(1)
     expect(auditHead(t.warden)).toBe(head)
-    expect(t.warden.store.idempotency.get('operator', 'key-1')).toMatchObject({ status: 201, answer: '{"n":1}' })
+    expect(storeOf(t.warden).idempotency.get('operator', 'key-1')).toMatchObject({ status: 201, answer: '{"n":1}' })
   })
 
   it('without a key decides every time and records no key', () => {
@@ -88,7 +89,7 @@ describe('idempotency.once', () => {
     let refusals = 0
     const refuse = () => {
       refusals += 1
-      t.warden.store.audit.append({ type: 'spawn_denied', actor: 'worker:a', code: 'cooldown_active', data: {} }, new Date(t.clock.now()).toISOString())
+      storeOf(t.warden).audit.append({ type: 'spawn_denied', actor: 'worker:a', code: 'cooldown_active', data: {} }, new Date(t.clock.now()).toISOString())
       return new DomainError('cooldown_active', 'wait', { retry_after: 3 })
     }
     const scope = idempotencyScope('worker:a', 'k', 'spawn', {})
@@ -98,7 +99,7 @@ describe('idempotency.once', () => {
     expect(refusals).toBe(1)
     expect(auditHead(t.warden)).toBe(head)
     expect([again.message, again.extras, again.status]).toEqual([first.message, first.extras, 429])
-    expect(t.warden.store.idempotency.get('worker:a', 'k')!.status).toBe(429)
+    expect(storeOf(t.warden).idempotency.get('worker:a', 'k')!.status).toBe(429)
   })
 
   it('does not record a refusal the codec declines (an unverifiable manifest establishes no caller)', () => {
@@ -117,7 +118,7 @@ describe('idempotency.once', () => {
       t.warden.idempotency.once(
         scope,
         () => {
-          t.warden.store.audit.append({ type: 'manifest_issued', actor: operatorActor, data: {} }, new Date(t.clock.now()).toISOString())
+          storeOf(t.warden).audit.append({ type: 'manifest_issued', actor: operatorActor, data: {} }, new Date(t.clock.now()).toISOString())
           throw new Error('disk on fire')
         },
         { status: 201 },
@@ -140,7 +141,7 @@ describe('idempotency.once', () => {
     }
     const scope = idempotencyScope('manifest:x', 'k', 'register', {})
     t.warden.idempotency.once(scope, () => ({ secret: 'first', n: 7 }), codec)
-    expect(t.warden.store.idempotency.get('manifest:x', 'k')!.answer).toBe('{"n":7}')
+    expect(storeOf(t.warden).idempotency.get('manifest:x', 'k')!.answer).toBe('{"n":7}')
     expect(t.warden.idempotency.once(scope, () => ({ secret: 'second', n: 8 }), codec)).toEqual({ value: { n: 7, secret: 'fresh' }, replayed: true })
   })
 
@@ -165,11 +166,11 @@ describe('idempotency.once', () => {
     t.clock.advance(IDEMPOTENCY_WINDOW_MS)
     t.warden.idempotency.once(idempotencyScope('operator', 'live', 'issue', {}), () => ({}), { status: 201 })
     expect(t.warden.idempotency.sweep(10)).toBe(10)
-    expect(t.warden.store.idempotency.get('operator', 'old-0')).toBeUndefined()
-    expect(t.warden.store.idempotency.get('operator', 'old-10')).toBeDefined()
+    expect(storeOf(t.warden).idempotency.get('operator', 'old-0')).toBeUndefined()
+    expect(storeOf(t.warden).idempotency.get('operator', 'old-10')).toBeDefined()
     expect(t.warden.idempotency.sweep(10)).toBe(10)
     expect(t.warden.idempotency.sweep(10)).toBe(5)
     expect(t.warden.idempotency.sweep(10)).toBe(0)
-    expect(t.warden.store.idempotency.get('operator', 'live')).toBeDefined()
+    expect(storeOf(t.warden).idempotency.get('operator', 'live')).toBeDefined()
   })
 })

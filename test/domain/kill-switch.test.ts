@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/domain/clock.js'
 import type { ContractInput } from '../../src/schemas/index.js'
-import { createTestWarden, registerChild, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { createTestWarden, registerChild, registerRoot, type TestWarden, storeOf } from '../helpers/harness.js'
 import {
   auditHead,
   expectDomainError,
@@ -48,7 +48,7 @@ describe('kill switch', () => {
     }
     expect(worker(warden, done).status).toBe('deregistered')
     expect(manifestStatus(warden, pending.worker_id)).toBe('voided')
-    expect(warden.store.workers.countLive()).toBe(0)
+    expect(storeOf(warden).workers.countLive()).toBe(0)
   })
 
   it('is harmless to engage twice: nothing more terminated, the first engagement kept, one record', () => {
@@ -100,7 +100,7 @@ describe('kill switch', () => {
         expectDomainError(() => second.warden.admission.issueRoot({}), 'kill_switch_engaged')
         expectDomainError(() => second.warden.admission.register(pending), 'kill_switch_engaged')
         expectDomainError(() => second.warden.liveness.heartbeat(id), 'worker_terminated')
-        expect(second.warden.verifyAudit().ok).toBe(true)
+        expect(second.warden.queries.verifyAudit().ok).toBe(true)
       } finally {
         second.close()
       }

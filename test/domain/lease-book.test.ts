@@ -1,11 +1,11 @@
 // Heartbeats renew leases in memory (SPEC §2.10 lets the renewal timestamp lag up to 1 s); these
 // tests attack the places where the book and the database could disagree.
 import { describe, expect, it } from 'vitest'
-import { registerRoot, type TestWarden } from '../helpers/harness.js'
+import { registerRoot, type TestWarden, storeOf, leasesOf } from '../helpers/harness.js'
 import { SECOND, wardenPerTest } from './support.js'
 
 const setup = wardenPerTest({ heartbeat_timeout_seconds: 30, expiration_seconds: null })
-const stored = (t: TestWarden, id: string) => t.warden.store.workers.get(id)!
+const stored = (t: TestWarden, id: string) => storeOf(t.warden).workers.get(id)!
 
 describe('lease book', () => {
   it('renews in memory and writes the renewal back on the next flush', () => {
@@ -15,10 +15,10 @@ describe('lease book', () => {
     t.clock.advance(10 * SECOND)
     t.warden.liveness.heartbeat(id)
     expect(stored(t, id).lease_expires_at).toBe(registeredLease)
-    expect(t.warden.leases.pending).toBe(1)
+    expect(leasesOf(t.warden).pending).toBe(1)
     expect(t.warden.liveness.flushLeases()).toBe(1)
     expect(stored(t, id)).toMatchObject({ lease_expires_at: t.clock.now() + 30 * SECOND, last_heartbeat_at: t.clock.now() })
-    expect(t.warden.leases.pending).toBe(0)
+    expect(leasesOf(t.warden).pending).toBe(0)
   })
 
   it('never reaps a worker whose renewal is still only in memory, and writes that renewal back', () => {
@@ -36,7 +36,7 @@ describe('lease book', () => {
     const { id } = registerRoot(t.warden)
     t.clock.advance(5 * SECOND)
     const answer = t.warden.liveness.heartbeat(id)
-    const view = t.warden.transitions.view(stored(t, id))
+    const view = t.warden.queries.worker(id)
     expect(view.lease_expires_at).toBe(answer.lease_expires_at)
     expect(view.last_heartbeat_at).toBe(new Date(t.clock.now()).toISOString())
   })
@@ -46,10 +46,10 @@ describe('lease book', () => {
     const a = registerRoot(t.warden).id
     const b = registerRoot(t.warden).id
     t.warden.transitions.kill(a, { cascade: true })
-    expect(t.warden.leases.get(a)).toBeUndefined()
+    expect(leasesOf(t.warden).get(a)).toBeUndefined()
     expect(() => t.warden.liveness.heartbeat(a)).toThrow(expect.objectContaining({ code: 'worker_terminated' }))
     t.warden.killSwitch.engage('test')
-    expect(t.warden.leases.size).toBe(0)
+    expect(leasesOf(t.warden).size).toBe(0)
     expect(() => t.warden.liveness.heartbeat(b)).toThrow(expect.objectContaining({ code: 'worker_terminated' }))
   })
 
@@ -61,17 +61,17 @@ describe('lease book', () => {
     t.warden.transitions.release(ids[0]!)
     expect(t.warden.liveness.heartbeat(ids[0]!).directive).toBe('continue')
     t.warden.transitions.deregister(ids[1]!, 'done')
-    expect(t.warden.leases.size).toBe(t.warden.store.workers.countLive())
-    expect(t.warden.leases.size).toBe(2)
+    expect(leasesOf(t.warden).size).toBe(storeOf(t.warden).workers.countLive())
+    expect(leasesOf(t.warden).size).toBe(2)
   })
 
   it('keeps the book unchanged when a transaction rolls back', () => {
     const t = setup()
     const { id } = registerRoot(t.warden)
-    t.warden.store.db.exec(`CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit blocked'); END`)
+    storeOf(t.warden).db.exec(`CREATE TRIGGER no_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit blocked'); END`)
     expect(() => t.warden.transitions.kill(id, { cascade: true })).toThrow(/audit blocked/)
-    t.warden.store.db.exec(`DROP TRIGGER no_audit`)
-    expect(t.warden.leases.get(id)).toBeDefined()
+    storeOf(t.warden).db.exec(`DROP TRIGGER no_audit`)
+    expect(leasesOf(t.warden).get(id)).toBeDefined()
     expect(t.warden.liveness.heartbeat(id).directive).toBe('continue')
   })
 })

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/domain/clock.js'
 import type { ContractInput } from '../../src/schemas/index.js'
-import { createTestWarden, occupiedSlots, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { createTestWarden, occupiedSlots, registerRoot, type TestWarden, storeOf } from '../helpers/harness.js'
 import { auditRecords, expectDomainError, lastAudit, manifestStatus, SECOND, tempDbFile, worker, WAYS_TO_END } from './support.js'
 
 const TIMEOUT = 30 * SECOND
@@ -198,7 +198,7 @@ describe('outstanding manifests past their TTL', () => {
     clock.advance(10 * SECOND)
     expect(warden.liveness.tick().manifests_expired).toBe(n)
     expect(occupiedSlots(warden)).toBe(0)
-    expect(warden.store.manifests.due(clock.now(), 10)).toEqual([])
+    expect(storeOf(warden).manifests.due(clock.now(), 10)).toEqual([])
   })
 })
 

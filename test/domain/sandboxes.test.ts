@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { exitReason } from '../../src/domain/sandboxes.js'
 import type { ContractInput, Manifest, SandboxLaunchRequest, StateSnapshot } from '../../src/schemas/index.js'
 import { createFakeSandbox, flushAsync, type FakeSandbox } from '../helpers/fake-sandbox.js'
-import { createTestWarden, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { createTestWarden, registerRoot, type TestWarden, storeOf } from '../helpers/harness.js'
 import { auditRecords, expectDomainError, lastAudit, SECOND, tableCount, worker } from './support.js'
 
 const open: TestWarden[] = []
@@ -49,10 +49,10 @@ describe('POST /v1/sandboxes: a managed root in one decision', () => {
     expect(t.warden.authentication.worker(manifest.worker_id, spec.env.WARDEN_LEASE_TOKEN)).toEqual({ worker_id: manifest.worker_id })
     expect(Object.keys(spec.env).sort()).toEqual(['WARDEN_LEASE_TOKEN', 'WARDEN_MANIFEST', 'WARDEN_WORKER_ID'])
 
-    const after = t.warden.transitions.view(worker(t.warden, manifest.worker_id))
+    const after = t.warden.queries.worker(manifest.worker_id)
     expect(after.sandbox).toMatchObject({ driver: 'process', state: 'running', pid: 1000, exit_code: null, signal: null })
     expect(after.sandbox!.usage).toMatchObject({ pids: 1, memory_bytes: 1 << 20 })
-    expect(t.warden.store.manifests.get(manifest.worker_id)?.status).toBe('registered')
+    expect(storeOf(t.warden).manifests.get(manifest.worker_id)?.status).toBe('registered')
     expect(auditRecords(t.warden).slice(-3).map((r) => r.type)).toEqual(['manifest_issued', 'worker_registered', 'sandbox_launched'])
     expect(lastAudit(t.warden).data).toMatchObject({ pid: 1000, command: 'node', driver: 'process' })
     // The manifest was used by Warden: nobody can register it again.
@@ -71,7 +71,7 @@ describe('POST /v1/sandboxes: a managed root in one decision', () => {
   it('without a driver at all (WARDEN_SANDBOX=none) refuses the same way', () => {
     const t = createTestWarden()
     open.push(t)
-    expect(t.warden.sandbox.port.status()).toMatchObject({ driver: 'none', available: false })
+    expect(t.warden.queries.sandboxDriver()).toMatchObject({ driver: 'none', available: false })
     expectDomainError(() => t.warden.sandboxes.launchRoot({ program: PROGRAM }), 'sandbox_unavailable')
   })
 
@@ -91,7 +91,7 @@ describe('POST /v1/sandboxes: a managed root in one decision', () => {
     const { manifest } = await launch(t)
     const row = worker(t.warden, manifest.worker_id)
     expect(row).toMatchObject({ status: 'exited', reason: 'launch failed: bwrap: execvp node: No such file or directory' })
-    expect(t.warden.transitions.view(row).sandbox).toMatchObject({ state: 'ended', pid: null, usage: null })
+    expect(t.warden.queries.worker(row.worker_id).sandbox).toMatchObject({ state: 'ended', pid: null, usage: null })
     expect(lastAudit(t.warden)).toMatchObject({ type: 'sandbox_exited', worker_id: manifest.worker_id, code: 'exited' })
     t.fake.failLaunch = null
     await launch(t)
@@ -114,7 +114,7 @@ describe('spawn of a managed worker', () => {
       expect(JSON.parse(spec.env.WARDEN_MANIFEST!)).toEqual(manifest)
       expect(JSON.parse(spec.env.WARDEN_MANIFEST!).state_snapshot).toEqual({ generation })
       expect(worker(t.warden, manifest.worker_id)).toMatchObject({ status: 'active', parent_id: manifest.parent_id })
-      expect(t.warden.transitions.view(worker(t.warden, manifest.worker_id))).toMatchObject({ managed: true, sandbox: { state: 'running' } })
+      expect(t.warden.queries.worker(manifest.worker_id)).toMatchObject({ managed: true, sandbox: { state: 'running' } })
       // The approval is not a process the parent can run elsewhere.
       expectDomainError(() => t.warden.admission.register(manifest), 'manifest_already_used')
     }
@@ -134,9 +134,9 @@ describe('spawn of a managed worker', () => {
     const parent = registerRoot(t.warden).id
     const { manifest, launched } = t.warden.sandboxes.spawn({ worker_id: parent }, { reason: 'grow' })
     expect(launched).toBeNull()
-    expect(t.warden.store.manifests.get(manifest.worker_id)?.status).toBe('outstanding')
+    expect(storeOf(t.warden).manifests.get(manifest.worker_id)?.status).toBe('outstanding')
     expect(t.fake.calls).toEqual([])
-    expect(t.warden.transitions.view(worker(t.warden, parent))).toMatchObject({ managed: false, sandbox: null })
+    expect(t.warden.queries.worker(parent)).toMatchObject({ managed: false, sandbox: null })
   })
 })
 
@@ -255,9 +255,9 @@ describe('quarantine freezes, release thaws (SPEC §5)', () => {
     const t = setup({ heartbeat_timeout_seconds: 30 })
     const id = (await launch(t)).manifest.worker_id
     t.warden.transitions.quarantine(id, 'inspect')
-    await t.warden.sandbox.settled(id)
+    await t.warden.sandboxes.settled(id)
     expect(t.fake.frozen.has(id)).toBe(true)
-    expect(t.warden.transitions.view(worker(t.warden, id)).sandbox?.state).toBe('frozen')
+    expect(t.warden.queries.worker(id).sandbox?.state).toBe('frozen')
     expect(lastAudit(t.warden)).toMatchObject({ type: 'sandbox_frozen', worker_id: id })
 
     for (let i = 0; i < 5; i++) {
@@ -267,9 +267,9 @@ describe('quarantine freezes, release thaws (SPEC §5)', () => {
     expect(worker(t.warden, id).status).toBe('quarantined')
 
     t.warden.transitions.release(id)
-    await t.warden.sandbox.settled(id)
+    await t.warden.sandboxes.settled(id)
     expect(t.fake.frozen.has(id)).toBe(false)
-    expect(t.warden.transitions.view(worker(t.warden, id))).toMatchObject({
+    expect(t.warden.queries.worker(id)).toMatchObject({
       status: 'active',
       sandbox: { state: 'running' },
       lease_expires_at: new Date(t.clock.now() + 30 * SECOND).toISOString(),
@@ -305,7 +305,7 @@ describe('a sandbox that ends', () => {
     expect(exitReason(exit)).toBe(reason)
     t.warden.sandboxes.ended({ worker_id: id, ...exit })
     expect(worker(t.warden, id)).toMatchObject({ status: 'exited', reason })
-    expect(t.warden.transitions.view(worker(t.warden, id)).sandbox).toMatchObject({ state: 'ended', exit_code: exit.exit_code, signal: exit.signal })
+    expect(t.warden.queries.worker(id).sandbox).toMatchObject({ state: 'ended', exit_code: exit.exit_code, signal: exit.signal })
     const records = auditRecords(t.warden).filter((r) => r.worker_id === id && r.type.startsWith('sandbox_'))
     expect(records.map((r) => r.type)).toEqual(exit.oom ? ['sandbox_launched', 'sandbox_exited', 'sandbox_oom'] : ['sandbox_launched', 'sandbox_exited'])
     expect(records[1]).toMatchObject({ code: 'exited', data: { reason, exit_code: exit.exit_code, signal: exit.signal } })
@@ -342,12 +342,12 @@ describe('a sandbox that ends', () => {
     const managed = (await launch(t)).manifest.worker_id
     const frozen = (await launch(t)).manifest.worker_id
     t.warden.transitions.quarantine(frozen, 'look')
-    await t.warden.sandbox.settled(frozen)
+    await t.warden.sandboxes.settled(frozen)
     const external = registerRoot(t.warden).id
     expect(t.warden.sandboxes.reconcile()).toEqual({ exited: 2 })
     for (const id of [managed, frozen]) {
       expect(worker(t.warden, id)).toMatchObject({ status: 'exited', reason: 'controller stopped' })
-      expect(t.warden.transitions.view(worker(t.warden, id)).sandbox?.state).toBe('ended')
+      expect(t.warden.queries.worker(id).sandbox?.state).toBe('ended')
     }
     expect(worker(t.warden, external).status).toBe('active')
     expect(auditRecords(t.warden, 'sandbox_exited').map((r) => r.data.reason)).toEqual(['controller stopped', 'controller stopped'])
@@ -359,7 +359,7 @@ describe('a sandbox that ends', () => {
     await launch(t)
     const frozen = (await launch(t)).manifest.worker_id
     t.warden.transitions.quarantine(frozen, 'look')
-    await t.warden.sandbox.settled(frozen)
+    await t.warden.sandboxes.settled(frozen)
     const byState = Object.fromEntries(t.warden.sandboxes.usageByState().map((entry) => [entry.state, entry]))
     expect(byState.running).toMatchObject({ sandboxes: 1, pids: 1 })
     expect(byState.frozen).toMatchObject({ sandboxes: 1, memory_bytes: 1 << 20 })

@@ -6,12 +6,12 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/domain/clock.js'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
 import { DomainError } from '../../src/domain/errors.js'
-import { createWarden, type Warden } from '../../src/domain/index.js'
+import type { Warden } from '../../src/domain/index.js'
 import { canonicalJson, createSigner, keyIdFor } from '../../src/domain/signing.js'
 import { ManifestSchema, type Manifest } from '../../src/schemas/index.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
-import { createTestWarden, registerRoot, SIGNING_KEY, type TestWarden } from '../helpers/harness.js'
+import { createTestWarden, registerRoot, SIGNING_KEY, type TestWarden, storeOf, clockOf, buildWarden } from '../helpers/harness.js'
 import { auditRecords, expectDomainError, lastAudit, manifestStatus, SECOND, tableCount, worker } from './support.js'
 
 const OTHER_KEY = Buffer.from('another-signing-key-that-warden-never-held-0123', 'utf8')
@@ -152,11 +152,11 @@ describe('registration is once-only and time-bound', () => {
       depth: 0,
       state_snapshot: {},
       resources: DEFAULT_CONTRACT.default_resources,
-      issued_at: new Date(warden.clock.now()).toISOString(),
-      expires_at: new Date(warden.clock.now() + 60_000).toISOString(),
+      issued_at: new Date(clockOf(warden).now()).toISOString(),
+      expires_at: new Date(clockOf(warden).now() + 60_000).toISOString(),
     })
     expectRejected(warden, forged, 'invalid_signature')
-    expect(warden.store.workers.get(forged.worker_id)).toBeUndefined()
+    expect(storeOf(warden).workers.get(forged.worker_id)).toBeUndefined()
   })
 })
 
@@ -184,12 +184,12 @@ describe('keys', () => {
     const db = openDatabase(':memory:')
     open.push(db)
     const contract = { ...DEFAULT_CONTRACT, cooldown_seconds: 0 }
-    const before = createWarden({ store: createStore(db), clock, signer: createSigner(OLD_KEY), contract })
+    const before = buildWarden({ store: createStore(db), clock, signer: createSigner(OLD_KEY), contract })
     before.liveness.resume()
     const oldManifest = before.admission.issueRoot({})
     expect(oldManifest.key_id).toBe(keyIdFor(OLD_KEY))
 
-    const after = createWarden({ store: createStore(db), clock, signer: createSigner(SIGNING_KEY, [OLD_KEY]), contract })
+    const after = buildWarden({ store: createStore(db), clock, signer: createSigner(SIGNING_KEY, [OLD_KEY]), contract })
     expect(after.admission.register(oldManifest).worker.key_id).toBe(keyIdFor(OLD_KEY))
     const newManifest = after.admission.issueRoot({})
     expect(newManifest.key_id).toBe(keyIdFor(SIGNING_KEY))
@@ -352,6 +352,6 @@ describe('random mutations of a valid manifest (property)', () => {
     expect(tableCount(warden, 'workers')).toBe(1)
     expect(warden.admission.register(child).worker.status).toBe('active')
     expect(warden.admission.register(root).worker.status).toBe('active')
-    expect(warden.verifyAudit().ok).toBe(true)
+    expect(warden.queries.verifyAudit().ok).toBe(true)
   })
 })

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, expect } from 'vitest'
-import { createTestWarden, type TestWarden } from '../helpers/harness.js'
+import { createTestWarden, type TestWarden, storeOf } from '../helpers/harness.js'
 import type { Warden } from '../../src/domain/index.js'
 import { DomainError, type ErrorCode } from '../../src/domain/errors.js'
 import type { AuditRecord, AuditType, ContractInput, TerminationReason } from '../../src/schemas/index.js'
@@ -35,7 +35,7 @@ export function updateContract(warden: Warden, patch: Partial<ContractInput>) {
 }
 
 export function auditRecords(warden: Warden, type?: AuditType): AuditRecord[] {
-  const all = [...warden.store.audit.iterate()]
+  const all = [...storeOf(warden).audit.iterate()]
   return type === undefined ? all : all.filter((record) => record.type === type)
 }
 
@@ -57,17 +57,17 @@ export function auditSince(warden: Warden, seq: number): AuditRecord[] {
 export function worker(warden: Warden, id: string): WorkerRow {
   // Heartbeats renew leases in memory; write them back so the row shows what the book holds.
   warden.liveness.flushAllLeases()
-  const row = warden.store.workers.get(id)
+  const row = storeOf(warden).workers.get(id)
   expect(row, `worker ${id} exists`).toBeDefined()
   return row!
 }
 
 export function manifestStatus(warden: Warden, id: string): string | undefined {
-  return warden.store.manifests.get(id)?.status
+  return storeOf(warden).manifests.get(id)?.status
 }
 
 export function tableCount(warden: Warden, table: 'workers' | 'manifests' | 'audit' | 'sandboxes'): number {
-  return (warden.store.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
+  return (storeOf(warden).db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
 }
 
 /** A fresh folder for a database file; `cleanup` removes it. */

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Warden } from '../../src/domain/index.js'
 import type { ContractInput } from '../../src/schemas/index.js'
-import { createTestWarden, registerChild, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { createTestWarden, registerChild, registerRoot, storeOf, type TestWarden } from '../helpers/harness.js'
 import {
   auditHead,
   auditRecords,
@@ -27,7 +27,7 @@ afterEach(() => {
 })
 
 const iso = (ms: number) => new Date(ms).toISOString()
-const sandboxOf = (warden: Warden, id: string) => warden.store.sandboxes.get(id)
+const sandboxOf = (warden: Warden, id: string) => storeOf(warden).sandboxes.get(id)
 
 
 describe('deregister', () => {

@@ -8,7 +8,7 @@ import type { AuditRecord } from '../../src/schemas/index.js'
 import { WardenClient } from '../../src/client/client.js'
 import { abortableSleep } from '../../src/client/retry.js'
 import { SseParser, type SseMessage } from '../../src/client/sse.js'
-import { createTestWarden, OPERATOR_TOKEN } from '../helpers/harness.js'
+import { createTestWarden, OPERATOR_TOKEN, storeOf } from '../helpers/harness.js'
 import { createClient, sleep, type ApiClient } from '../helpers/http-client.js'
 import { seqs, subscribe, type SseSubscription } from '../helpers/sse.js'
 
@@ -60,7 +60,7 @@ async function decide(client: ApiClient, n: number, parallel = 8): Promise<void>
   )
 }
 
-const headSeq = (served: Served) => served.warden.store.audit.head().seq
+const headSeq = (served: Served) => storeOf(served.warden).audit.head().seq
 const range = (from: number, to: number) => Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
 
 function records(messages: SseMessage[]): AuditRecord[] {
@@ -95,7 +95,7 @@ describe('GET /v1/events', () => {
     const end = headSeq(served)
     await sub.until('every committed record', () => sub.messages.length >= end - start)
     expect(seqs(sub.messages)).toEqual(range(start + 1, end))
-    const stored = served.warden.store.audit.after(start, 1000)
+    const stored = storeOf(served.warden).audit.after(start, 1000)
     expect(records(sub.messages)).toEqual(stored)
     expect(sub.messages.map((m) => m.event)).toEqual(stored.map((r) => r.type))
     // Nothing more arrives than was committed.

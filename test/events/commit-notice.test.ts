@@ -1,13 +1,13 @@
 // The store's notice to the event hub: once per committed transaction that appended audit
 // records, after the commit, never for a rollback.
 import { describe, expect, it } from 'vitest'
-import { createTestWarden } from '../helpers/harness.js'
+import { createTestWarden, storeOf } from '../helpers/harness.js'
 
 describe('store.onAuditCommitted', () => {
   it('notifies once per committed transaction, after the commit, with the new head seq', () => {
     const { warden, close } = createTestWarden()
     try {
-      const { store } = warden
+      const store = storeOf(warden)
       const seen: Array<{ seq: number; inTransaction: boolean }> = []
       store.onAuditCommitted((seq) => seen.push({ seq, inTransaction: store.db.inTransaction }))
       const start = store.audit.head().seq
@@ -27,7 +27,7 @@ describe('store.onAuditCommitted', () => {
   it('says nothing for a transaction that rolls back, and nothing when no record was appended', () => {
     const { warden, close } = createTestWarden()
     try {
-      const { store } = warden
+      const store = storeOf(warden)
       const seen: number[] = []
       const stop = store.onAuditCommitted((seq) => seen.push(seq))
       expect(() =>

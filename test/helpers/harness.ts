@@ -3,15 +3,44 @@ import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import { ManualClock } from '../../src/domain/clock.js'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
-import { createWarden, type Warden } from '../../src/domain/index.js'
+import { createWarden, type Warden, type WardenOptions } from '../../src/domain/index.js'
+import { LeaseBook } from '../../src/domain/lease-book.js'
 import type { SandboxPort } from '../../src/domain/sandbox.js'
 import { createSigner } from '../../src/domain/signing.js'
 import type { ContractInput, Manifest } from '../../src/schemas/index.js'
 import { openDatabase } from '../../src/store/db.js'
-import { createStore } from '../../src/store/index.js'
+import { createStore, type Store } from '../../src/store/index.js'
 
 export const OPERATOR_TOKEN = 'test-operator-token-0123456789abcdef'
 export const SIGNING_KEY = Buffer.from('test-signing-key-0123456789abcdef0123456789', 'utf8')
+
+/**
+ * What a test may look at behind a warden's public face: its tables and its lease book, to
+ * assert what changed (or did not). The domain itself never hands these out.
+ */
+interface Inside {
+  store: Store
+  leases: LeaseBook
+  clock: WardenOptions['clock']
+}
+const inside = new WeakMap<Warden, Inside>()
+
+/** createWarden, remembering the store and lease book for storeOf / leasesOf. */
+export function buildWarden(options: WardenOptions): Warden {
+  const leases = options.leases ?? new LeaseBook()
+  const warden = createWarden({ ...options, leases })
+  inside.set(warden, { store: options.store, leases, clock: options.clock })
+  return warden
+}
+
+const insideOf = (warden: Warden): Inside => {
+  const found = inside.get(warden)
+  if (!found) throw new Error('this warden was not built by the test harness (buildWarden)')
+  return found
+}
+export const storeOf = (warden: Warden): Store => insideOf(warden).store
+export const leasesOf = (warden: Warden): LeaseBook => insideOf(warden).leases
+export const clockOf = (warden: Warden): WardenOptions['clock'] => insideOf(warden).clock
 
 export interface TestWarden {
   warden: Warden
@@ -27,7 +56,7 @@ export function createTestWarden(
   sandbox?: SandboxPort,
 ): TestWarden {
   const db = openDatabase(file)
-  const warden = createWarden({
+  const warden = buildWarden({
     store: createStore(db),
     clock,
     signer: createSigner(SIGNING_KEY),
@@ -74,15 +103,15 @@ export function registerRoot(warden: Warden, request: Parameters<Warden['admissi
 
 /** Spawns from `parentId` and registers the child. */
 export function registerChild(warden: Warden, parentId: string, reason = 'test') {
-  const parent = warden.store.workers.get(parentId)!
+  const parent = storeOf(warden).workers.get(parentId)!
   const manifest: Manifest = warden.admission.spawn(parent, { reason })
   const registration = warden.admission.register(manifest)
   return { id: manifest.worker_id, token: registration.lease_token, manifest, registration }
 }
 
 /** Slots taken per SPEC §2.1, counted straight from the tables. */
-export function occupiedSlots(warden: Warden, now = warden.clock.now()): number {
-  const db = warden.store.db
+export function occupiedSlots(warden: Warden, now = clockOf(warden).now()): number {
+  const db = storeOf(warden).db
   const live = db.prepare(`SELECT count(*) AS n FROM workers WHERE status IN ('active','quarantined')`).get() as { n: number }
   const outstanding = db.prepare(`SELECT count(*) AS n FROM manifests WHERE status = 'outstanding' AND expires_at > ?`).get(now) as { n: number }
   return live.n + outstanding.n

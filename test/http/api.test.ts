@@ -6,13 +6,12 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { buildApp } from '../../src/app.js'
 import { ManualClock } from '../../src/domain/clock.js'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
-import { createWarden } from '../../src/domain/index.js'
 import { createSigner } from '../../src/domain/signing.js'
 import { createMetrics } from '../../src/http/metrics.js'
 import type { ContractInput, Manifest } from '../../src/schemas/index.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
-import { createTestApp, OPERATOR_TOKEN, registerChild, registerRoot, SIGNING_KEY, type TestApp } from '../helpers/harness.js'
+import { createTestApp, OPERATOR_TOKEN, registerChild, registerRoot, SIGNING_KEY, type TestApp, storeOf, buildWarden } from '../helpers/harness.js'
 import { auditCount, auditHead, bearer, call, dbSnapshot, expectProblem, SPEC_ROUTES, urlOf, type Method } from './support.js'
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z')
@@ -36,7 +35,7 @@ async function fresh(overrides: Partial<ContractInput> = {}): Promise<TestApp> {
 async function serverLikeApp(options: { registerRateLimit?: number } = {}) {
   const metrics = createMetrics()
   const db = openDatabase(':memory:')
-  const warden = createWarden({
+  const warden = buildWarden({
     store: createStore(db, metrics.auditRecorded),
     clock: new ManualClock(),
     signer: createSigner(SIGNING_KEY),
@@ -72,14 +71,14 @@ interface AuditRow {
 }
 
 function auditRows(t: TestApp, type?: string): AuditRow[] {
-  const db = t.warden.store.db
+  const db = storeOf(t.warden).db
   return (type === undefined
     ? db.prepare(`SELECT * FROM audit ORDER BY seq`).all()
     : db.prepare(`SELECT * FROM audit WHERE type = ? ORDER BY seq`).all(type)) as AuditRow[]
 }
 
 const lastAudit = (t: TestApp) => auditRows(t).at(-1)!
-const count = (t: TestApp, sql: string, ...params: unknown[]) => (t.warden.store.db.prepare(sql).get(...params) as { n: number }).n
+const count = (t: TestApp, sql: string, ...params: unknown[]) => (storeOf(t.warden).db.prepare(sql).get(...params) as { n: number }).n
 
 /** Registers over HTTP the manifest `res` carries. */
 async function registerOver(t: TestApp, manifest: Manifest) {
@@ -92,12 +91,12 @@ async function registerOver(t: TestApp, manifest: Manifest) {
 async function expectDenied(t: TestApp, request: () => Promise<LightMyRequestResponse>, status: number, code: string, auditType: string) {
   const manifests = count(t, `SELECT count(*) AS n FROM manifests`)
   const workers = count(t, `SELECT count(*) AS n FROM workers`)
-  const audits = auditCount(t.warden.store.db)
+  const audits = auditCount(storeOf(t.warden).db)
   const res = await request()
   const problem = expectProblem(res, status, code)
   expect(count(t, `SELECT count(*) AS n FROM manifests`)).toBe(manifests)
   expect(count(t, `SELECT count(*) AS n FROM workers`)).toBe(workers)
-  expect(auditCount(t.warden.store.db)).toBe(audits + 1)
+  expect(auditCount(storeOf(t.warden).db)).toBe(audits + 1)
   expect(lastAudit(t)).toMatchObject({ type: auditType, code })
   return problem
 }
@@ -123,7 +122,7 @@ describe('POST /v1/manifests', () => {
     expect(manifest.worker_id).toMatch(HEX32)
     expect(manifest.signature).toMatch(/^[0-9a-f]{64}$/)
     expect(manifest.key_id).toEqual(expect.any(String))
-    expect(t.warden.store.manifests.get(manifest.worker_id)).toMatchObject({ status: 'outstanding', parent_id: null, depth: 0 })
+    expect(storeOf(t.warden).manifests.get(manifest.worker_id)).toMatchObject({ status: 'outstanding', parent_id: null, depth: 0 })
     expect(lastAudit(t)).toMatchObject({ type: 'manifest_issued', actor: 'operator', worker_id: manifest.worker_id })
   })
 
@@ -232,10 +231,10 @@ describe('POST /v1/workers (registration)', () => {
       state_snapshot: { task: 'x' },
       children_count: 0,
     })
-    const row = t.warden.store.workers.get(manifest.worker_id)!
+    const row = storeOf(t.warden).workers.get(manifest.worker_id)!
     expect(row.status).toBe('active')
     expect(row.lease_token_hash.equals(createHash('sha256').update(body.lease_token).digest())).toBe(true)
-    expect(t.warden.store.manifests.get(manifest.worker_id)!.status).toBe('registered')
+    expect(storeOf(t.warden).manifests.get(manifest.worker_id)!.status).toBe('registered')
     expect(lastAudit(t)).toMatchObject({ type: 'worker_registered', worker_id: manifest.worker_id })
   })
 
@@ -268,7 +267,7 @@ describe('POST /v1/workers (registration)', () => {
     const manifest = t.warden.admission.issueRoot({ state_snapshot: { task: 'x' } })
     const problem = await expectDenied(t, () => send(t, 'POST', '/v1/workers', { body: tamper(manifest) }), 403, 'invalid_signature', 'registration_rejected')
     expect(problem.detail).toMatch(/signature|issued/)
-    expect(t.warden.store.manifests.get(manifest.worker_id)!.status).toBe('outstanding')
+    expect(storeOf(t.warden).manifests.get(manifest.worker_id)!.status).toBe('outstanding')
   })
 
   it('refuses a manifest signed with a key it does not hold with 403 unknown_key', async () => {
@@ -288,17 +287,17 @@ describe('POST /v1/workers (registration)', () => {
   it('refuses a child manifest whose parent has shut down with 403 parent_not_active', async () => {
     const t = await fresh()
     const parent = registerRoot(t.warden)
-    const child = t.warden.admission.spawn(t.warden.store.workers.get(parent.id)!, { reason: 'grow' })
+    const child = t.warden.admission.spawn(storeOf(t.warden).workers.get(parent.id)!, { reason: 'grow' })
     expect((await send(t, 'DELETE', `/v1/workers/${parent.id}`, { headers: bearer(parent.token) })).statusCode).toBe(200)
     const res = await send(t, 'POST', '/v1/workers', { body: child })
     expectProblem(res, 403, 'parent_not_active')
-    expect(t.warden.store.workers.get(child.worker_id)).toBeUndefined()
+    expect(storeOf(t.warden).workers.get(child.worker_id)).toBeUndefined()
   })
 
   it('refuses a child manifest whose parent was quarantined after the spawn with 403 parent_quarantined', async () => {
     const t = await fresh()
     const parent = registerRoot(t.warden)
-    const child = t.warden.admission.spawn(t.warden.store.workers.get(parent.id)!, { reason: 'grow' })
+    const child = t.warden.admission.spawn(storeOf(t.warden).workers.get(parent.id)!, { reason: 'grow' })
     expect((await send(t, 'POST', `/v1/workers/${parent.id}/quarantine`, { headers: t.op, body: { reason: 'watch' } })).statusCode).toBe(200)
     await expectDenied(t, () => send(t, 'POST', '/v1/workers', { body: child }), 403, 'parent_quarantined', 'registration_rejected')
   })
@@ -306,7 +305,7 @@ describe('POST /v1/workers (registration)', () => {
   it('checks depth again at registration: a manifest issued before max_depth was lowered is refused with 403 depth_exceeded', async () => {
     const t = await fresh()
     const parent = registerRoot(t.warden)
-    const child = t.warden.admission.spawn(t.warden.store.workers.get(parent.id)!, { reason: 'grow' })
+    const child = t.warden.admission.spawn(storeOf(t.warden).workers.get(parent.id)!, { reason: 'grow' })
     const contract = { ...DEFAULT_CONTRACT, cooldown_seconds: 0, max_depth: 0 }
     expect((await send(t, 'PUT', '/v1/contract', { headers: t.op, body: contract })).statusCode).toBe(200)
     await expectDenied(t, () => send(t, 'POST', '/v1/workers', { body: child }), 403, 'depth_exceeded', 'registration_rejected')
@@ -320,12 +319,12 @@ describe('POST /v1/workers rate limit', () => {
       expect((await m.app.inject(call('POST', '/v1/workers', { body: m.warden.admission.issueRoot({}) }))).statusCode).toBe(201)
     }
     const manifest = m.warden.admission.issueRoot({})
-    const before = dbSnapshot(m.warden.store.db)
+    const before = dbSnapshot(storeOf(m.warden).db)
     const res = await m.app.inject(call('POST', '/v1/workers', { body: manifest }))
     const problem = expectProblem(res, 429, 'rate_limited')
     expect(Number(res.headers['retry-after'])).toBeGreaterThan(0)
     expect(problem.retry_after).toEqual(expect.any(Number))
-    expect(dbSnapshot(m.warden.store.db)).toEqual(before)
+    expect(dbSnapshot(storeOf(m.warden).db)).toEqual(before)
     // Other endpoints are not limited.
     expect((await m.app.inject(call('GET', '/v1/workers', { headers: bearer(OPERATOR_TOKEN) }))).statusCode).toBe(200)
   })
@@ -349,7 +348,7 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
     expect(view.json()).toMatchObject({ lease_expires_at: iso(T0 + 35_000), last_heartbeat_at: iso(T0 + 5_000) })
     // The renewal reaches the database with the next lease flush (SPEC §2.10 allows the lag).
     t.warden.liveness.flushLeases()
-    const row = t.warden.store.workers.get(w.id)!
+    const row = storeOf(t.warden).workers.get(w.id)!
     expect(row.lease_expires_at).toBe(T0 + 35_000)
     expect(row.last_heartbeat_at).toBe(T0 + 5_000)
   })
@@ -371,7 +370,7 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
     const res = await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token) })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ directive: 'suspend', lease_expires_at: iso(T0 + 31_000) })
-    expect(t.warden.store.workers.get(w.id)!.status).toBe('quarantined')
+    expect(storeOf(t.warden).workers.get(w.id)!.status).toBe('quarantined')
   })
 
   it.each<[string, Partial<ContractInput>, (t: TestApp, w: { id: string; token: string }) => Promise<unknown> | unknown, string]>([
@@ -387,13 +386,13 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
     const res = await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token) })
     const problem = expectProblem(res, 410, 'worker_terminated')
     expect(problem).toMatchObject({ directive: 'terminate', reason })
-    const row = t.warden.store.workers.get(w.id)!
+    const row = storeOf(t.warden).workers.get(w.id)!
     expect(['killed', 'reaped', 'expired', 'deregistered']).toContain(row.status)
     expect(row.last_heartbeat_at).toBeNull()
     // Terminal is forever: asking again changes nothing.
-    const before = dbSnapshot(t.warden.store.db)
+    const before = dbSnapshot(storeOf(t.warden).db)
     expectProblem(await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token) }), 410, 'worker_terminated')
-    expect(dbSnapshot(t.warden.store.db)).toEqual(before)
+    expect(dbSnapshot(storeOf(t.warden).db)).toEqual(before)
   })
 
   it('answers 404 worker_not_found for a worker that does not exist', async () => {
@@ -420,8 +419,8 @@ describe('POST /v1/workers/{id}/spawn', () => {
       issued_at: iso(T0 + 1_000),
     })
     expect(child.worker_id).toMatch(HEX32)
-    expect(t.warden.store.manifests.get(child.worker_id)).toMatchObject({ status: 'outstanding', parent_id: parent.id, depth: 1 })
-    expect(t.warden.store.workers.get(parent.id)!.last_spawn_at).toBe(T0 + 1_000)
+    expect(storeOf(t.warden).manifests.get(child.worker_id)).toMatchObject({ status: 'outstanding', parent_id: parent.id, depth: 1 })
+    expect(storeOf(t.warden).workers.get(parent.id)!.last_spawn_at).toBe(T0 + 1_000)
     const audit = lastAudit(t)
     expect(audit).toMatchObject({ type: 'spawn_approved', actor: `worker:${parent.id}`, worker_id: child.worker_id, parent_id: parent.id })
     expect(JSON.parse(audit.data)).toMatchObject({ reason: 'more pages', depth: 1 })
@@ -523,21 +522,21 @@ describe('DELETE /v1/workers/{id} (shutdown)', () => {
     const res = await send(t, 'DELETE', `/v1/workers/${w.id}?reason=job%20done`, { headers: bearer(w.token) })
     expect(res.statusCode, res.body).toBe(200)
     expect(res.json()).toMatchObject({ worker_id: w.id, status: 'deregistered', reason: 'job done', ended_at: iso(T0 + 3_000) })
-    expect(t.warden.store.workers.get(w.id)).toMatchObject({ status: 'deregistered', reason: 'job done' })
-    const audits = auditCount(t.warden.store.db)
+    expect(storeOf(t.warden).workers.get(w.id)).toMatchObject({ status: 'deregistered', reason: 'job done' })
+    const audits = auditCount(storeOf(t.warden).db)
     const again = await send(t, 'DELETE', `/v1/workers/${w.id}`, { headers: bearer(w.token) })
     expect(again.statusCode).toBe(200)
     expect(again.json()).toMatchObject({ status: 'deregistered', reason: 'job done' })
-    expect(auditCount(t.warden.store.db)).toBe(audits)
+    expect(auditCount(storeOf(t.warden).db)).toBe(audits)
     expect(auditRows(t, 'worker_deregistered')).toHaveLength(1)
   })
 
   it('voids the outstanding manifests of a worker that shuts down, freeing their slots', async () => {
     const t = await fresh({ max_replicas: 2 })
     const w = registerRoot(t.warden)
-    const child = t.warden.admission.spawn(t.warden.store.workers.get(w.id)!, { reason: 'grow' })
+    const child = t.warden.admission.spawn(storeOf(t.warden).workers.get(w.id)!, { reason: 'grow' })
     await send(t, 'DELETE', `/v1/workers/${w.id}`, { headers: bearer(w.token) })
-    expect(t.warden.store.manifests.get(child.worker_id)!.status).toBe('voided')
+    expect(storeOf(t.warden).manifests.get(child.worker_id)!.status).toBe('voided')
     expect((await send(t, 'POST', '/v1/manifests', { headers: t.op })).statusCode).toBe(201)
     expect((await send(t, 'POST', '/v1/manifests', { headers: t.op })).statusCode).toBe(201)
   })
@@ -550,7 +549,7 @@ describe('quarantine and release', () => {
     const res = await send(t, 'POST', `/v1/workers/${w.id}/quarantine`, { headers: t.op, body: { reason: 'odd traffic' } })
     expect(res.statusCode, res.body).toBe(200)
     expect(res.json()).toMatchObject({ worker_id: w.id, status: 'quarantined', reason: 'odd traffic' })
-    expect(t.warden.store.workers.get(w.id)!.status).toBe('quarantined')
+    expect(storeOf(t.warden).workers.get(w.id)!.status).toBe('quarantined')
     expect(lastAudit(t)).toMatchObject({ type: 'worker_quarantined', worker_id: w.id })
     expect((await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token) })).json()).toMatchObject({ directive: 'suspend' })
     expectProblem(await send(t, 'POST', `/v1/workers/${w.id}/spawn`, { headers: bearer(w.token), body: { reason: 'x' } }), 403, 'parent_quarantined')
@@ -567,13 +566,13 @@ describe('quarantine and release', () => {
     const t = await fresh()
     const w = registerRoot(t.warden)
     await send(t, 'POST', `/v1/workers/${w.id}/quarantine`, { headers: t.op, body: { reason: 'a' } })
-    const audits = auditCount(t.warden.store.db)
+    const audits = auditCount(storeOf(t.warden).db)
     expect((await send(t, 'POST', `/v1/workers/${w.id}/quarantine`, { headers: t.op, body: { reason: 'b' } })).statusCode).toBe(200)
-    expect(auditCount(t.warden.store.db)).toBe(audits)
+    expect(auditCount(storeOf(t.warden).db)).toBe(audits)
     const other = registerRoot(t.warden)
-    const before = auditCount(t.warden.store.db)
+    const before = auditCount(storeOf(t.warden).db)
     expect((await send(t, 'DELETE', `/v1/workers/${other.id}/quarantine`, { headers: t.op })).json()).toMatchObject({ status: 'active' })
-    expect(auditCount(t.warden.store.db)).toBe(before)
+    expect(auditCount(storeOf(t.warden).db)).toBe(before)
   })
 
   it('answers 404 worker_not_found for an unknown worker and 410 for a terminated one', async () => {
@@ -584,7 +583,7 @@ describe('quarantine and release', () => {
     const w = registerRoot(t.warden)
     t.warden.transitions.kill(w.id, { cascade: true })
     expectProblem(await send(t, 'POST', `/v1/workers/${w.id}/quarantine`, { headers: t.op, body: { reason: 'x' } }), 410, 'worker_terminated')
-    expect(t.warden.store.workers.get(w.id)!.status).toBe('killed')
+    expect(storeOf(t.warden).workers.get(w.id)!.status).toBe('killed')
   })
 })
 
@@ -605,8 +604,8 @@ describe('POST /v1/workers/{id}/kill', () => {
     const body = res.json<{ worker: { status: string }; killed: string[] }>()
     expect(body.worker).toMatchObject({ status: 'killed', reason: 'killed' })
     expect(body.killed.sort()).toEqual([root.id, child.id, grandchild.id].sort())
-    for (const id of [root.id, child.id, grandchild.id]) expect(t.warden.store.workers.get(id)!.status).toBe('killed')
-    expect(t.warden.store.workers.get(bystander.id)!.status).toBe('active')
+    for (const id of [root.id, child.id, grandchild.id]) expect(storeOf(t.warden).workers.get(id)!.status).toBe('killed')
+    expect(storeOf(t.warden).workers.get(bystander.id)!.status).toBe('active')
     expect(auditRows(t, 'worker_killed').map((r) => r.worker_id).sort()).toEqual([root.id, child.id, grandchild.id].sort())
   })
 
@@ -615,8 +614,8 @@ describe('POST /v1/workers/{id}/kill', () => {
     const res = await send(t, 'POST', `/v1/workers/${root.id}/kill`, { headers: t.op, body: { reason: 'misbehaving', cascade: false } })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ worker: { status: 'killed', reason: 'misbehaving' }, killed: [root.id] })
-    expect(t.warden.store.workers.get(child.id)!.status).toBe('active')
-    expect(t.warden.store.workers.get(grandchild.id)!.status).toBe('active')
+    expect(storeOf(t.warden).workers.get(child.id)!.status).toBe('active')
+    expect(storeOf(t.warden).workers.get(grandchild.id)!.status).toBe('active')
   })
 
   it('cascades when the body names a reason and leaves cascade out', async () => {
@@ -628,18 +627,18 @@ describe('POST /v1/workers/{id}/kill', () => {
   it('killing a dead worker again answers 200 with nothing killed and audits nothing', async () => {
     const { t, root } = await tree()
     await send(t, 'POST', `/v1/workers/${root.id}/kill`, { headers: t.op })
-    const before = dbSnapshot(t.warden.store.db)
+    const before = dbSnapshot(storeOf(t.warden).db)
     const res = await send(t, 'POST', `/v1/workers/${root.id}/kill`, { headers: t.op })
     expect(res.statusCode).toBe(200)
     expect(res.json()).toMatchObject({ killed: [] })
-    expect(dbSnapshot(t.warden.store.db)).toEqual(before)
+    expect(dbSnapshot(storeOf(t.warden).db)).toEqual(before)
   })
 
   it('answers 404 worker_not_found for an unknown worker', async () => {
     const t = await fresh()
-    const before = dbSnapshot(t.warden.store.db)
+    const before = dbSnapshot(storeOf(t.warden).db)
     expectProblem(await send(t, 'POST', `/v1/workers/${'0'.repeat(32)}/kill`, { headers: t.op }), 404, 'worker_not_found')
-    expect(dbSnapshot(t.warden.store.db)).toEqual(before)
+    expect(dbSnapshot(storeOf(t.warden).db)).toEqual(before)
   })
 })
 
@@ -655,11 +654,11 @@ describe('kill switch', () => {
     const res = await t.app.inject({ method: 'POST', url: '/v1/kill-switch', headers: t.op })
     expect(res.statusCode, res.body).toBe(200)
     expect(res.json()).toEqual({ engaged: true, engaged_at: iso(T0), reason: null, terminated: 2, manifests_voided: 1 })
-    expect(t.warden.store.workers.get(a.id)).toMatchObject({ status: 'killed', reason: 'kill_switch' })
-    expect(t.warden.store.workers.get(b.id)).toMatchObject({ status: 'killed', reason: 'kill_switch' })
-    expect(t.warden.store.workers.get(gone.id)!.status).toBe('deregistered')
+    expect(storeOf(t.warden).workers.get(a.id)).toMatchObject({ status: 'killed', reason: 'kill_switch' })
+    expect(storeOf(t.warden).workers.get(b.id)).toMatchObject({ status: 'killed', reason: 'kill_switch' })
+    expect(storeOf(t.warden).workers.get(gone.id)!.status).toBe('deregistered')
     expect(count(t, `SELECT count(*) AS n FROM manifests WHERE status = 'outstanding'`)).toBe(0)
-    expect(t.warden.store.killSwitch.get()).toMatchObject({ engaged: 1, engaged_at: T0 })
+    expect(storeOf(t.warden).killSwitch.get()).toMatchObject({ engaged: 1, engaged_at: T0 })
     expect(lastAudit(t)).toMatchObject({ type: 'kill_switch_engaged', actor: 'operator' })
   })
 
@@ -704,13 +703,13 @@ describe('kill switch', () => {
     const off = await send(t, 'DELETE', '/v1/kill-switch', { headers: t.op })
     expect(off.statusCode).toBe(200)
     expect(off.json()).toEqual({ engaged: false, engaged_at: null, reason: null })
-    expect(t.warden.store.killSwitch.get().engaged).toBe(0)
+    expect(storeOf(t.warden).killSwitch.get().engaged).toBe(0)
     expect(lastAudit(t)).toMatchObject({ type: 'kill_switch_disengaged', actor: 'operator' })
     expect((await send(t, 'POST', '/v1/manifests', { headers: t.op })).statusCode).toBe(201)
     // Disengaging again is harmless.
-    const audits = auditCount(t.warden.store.db)
+    const audits = auditCount(storeOf(t.warden).db)
     expect((await send(t, 'DELETE', '/v1/kill-switch', { headers: t.op })).statusCode).toBe(200)
-    expect(auditCount(t.warden.store.db)).toBe(audits)
+    expect(auditCount(storeOf(t.warden).db)).toBe(audits)
   })
 })
 
@@ -762,7 +761,7 @@ describe('GET /v1/workers', () => {
 
   it('filters by status, parent_id and depth, and pages the filtered list', async () => {
     const { t, ids, roots } = await population()
-    const rows = ids.map((id) => t.warden.store.workers.get(id)!)
+    const rows = ids.map((id) => storeOf(t.warden).workers.get(id)!)
     const expectIds = (items: Summary[], want: typeof rows) => expect(items.map((w) => w.worker_id)).toEqual(want.map((r) => r.worker_id))
 
     expectIds((await pages(t, 'status=killed', 3)).items, rows.filter((r) => r.status === 'killed'))
@@ -864,7 +863,7 @@ describe('audit', () => {
     expect(res.statusCode).toBe(200)
     const { items, next_after_seq } = res.json<{ items: Record_[]; next_after_seq: number | null }>()
     expect(items.map((r) => r.seq)).toEqual(items.map((_, i) => i + 1))
-    expect(items).toHaveLength(auditCount(t.warden.store.db))
+    expect(items).toHaveLength(auditCount(storeOf(t.warden).db))
     for (let i = 1; i < items.length; i++) expect(items[i]!.prev_hash).toBe(items[i - 1]!.hash)
     expect(next_after_seq).toBeNull()
     expect(Object.keys(items[0]!).sort()).toEqual(['actor', 'at', 'code', 'data', 'hash', 'parent_id', 'prev_hash', 'seq', 'type', 'worker_id'])
@@ -894,16 +893,16 @@ describe('audit', () => {
       if (page.next_after_seq === null) break
       cursor = page.next_after_seq
     }
-    expect(all.map((r) => r.seq)).toEqual(Array.from({ length: auditCount(t.warden.store.db) }, (_, i) => i + 1))
+    expect(all.map((r) => r.seq)).toEqual(Array.from({ length: auditCount(storeOf(t.warden).db) }, (_, i) => i + 1))
   })
 
   it('verifies the chain: ok with the record count and head hash, and finds an edited record', async () => {
     const { t } = await history()
     const res = await send(t, 'GET', '/v1/audit/verify', { headers: t.op })
     expect(res.statusCode).toBe(200)
-    expect(res.json()).toEqual({ ok: true, records: auditCount(t.warden.store.db), head_hash: auditHead(t.warden.store.db), first_invalid_seq: null })
+    expect(res.json()).toEqual({ ok: true, records: auditCount(storeOf(t.warden).db), head_hash: auditHead(storeOf(t.warden).db), first_invalid_seq: null })
 
-    t.warden.store.db.prepare(`UPDATE audit SET data = '{"edited":true}' WHERE seq = 3`).run()
+    storeOf(t.warden).db.prepare(`UPDATE audit SET data = '{"edited":true}' WHERE seq = 3`).run()
     expect((await send(t, 'GET', '/v1/audit/verify', { headers: t.op })).json()).toMatchObject({ ok: false, first_invalid_seq: 3 })
   })
 })
@@ -920,10 +919,10 @@ describe('contract', () => {
 
   it('PUT refuses max_depth -1 with 400 saying "max_depth must be >= 0, got -1", and keeps the version', async () => {
     const t = await fresh()
-    const before = dbSnapshot(t.warden.store.db)
+    const before = dbSnapshot(storeOf(t.warden).db)
     const problem = expectProblem(await send(t, 'PUT', '/v1/contract', { headers: t.op, body: contractBody({ max_depth: -1 }) }), 400)
     expect(problem.detail).toContain('max_depth must be >= 0, got -1')
-    expect(dbSnapshot(t.warden.store.db)).toEqual(before)
+    expect(dbSnapshot(storeOf(t.warden).db)).toEqual(before)
     expect((await send(t, 'GET', '/v1/contract', { headers: t.op })).json()).toMatchObject({ version: 1 })
   })
 
@@ -937,10 +936,10 @@ describe('contract', () => {
     ['33 stop conditions', { stop_conditions: Array.from({ length: 33 }, (_, i) => ({ name: `c${i}`, description: '', expression: 'false' })) }, /stop_conditions/],
   ])('PUT refuses %s with 400 naming the field', async (_label, overrides, detail) => {
     const t = await fresh()
-    const before = dbSnapshot(t.warden.store.db)
+    const before = dbSnapshot(storeOf(t.warden).db)
     const problem = expectProblem(await send(t, 'PUT', '/v1/contract', { headers: t.op, body: contractBody(overrides) }), 400)
     expect(problem.detail).toMatch(detail)
-    expect(dbSnapshot(t.warden.store.db)).toEqual(before)
+    expect(dbSnapshot(storeOf(t.warden).db)).toEqual(before)
   })
 
   it('PUT replaces the contract with version + 1, audits contract_updated, and the new rules apply at once', async () => {
@@ -1093,6 +1092,6 @@ describe('GET /v1/summary', () => {
     expect(body.slots_in_use).toBe(3)
     expect(body.max_replicas).toBe(9)
     expect(body.kill_switch.engaged).toBe(false)
-    expect(body.audit_head_seq).toBe(t.warden.store.audit.head().seq)
+    expect(body.audit_head_seq).toBe(storeOf(t.warden).audit.head().seq)
   })
 })

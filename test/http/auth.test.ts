@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 import type { InjectOptions } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
-import { createTestApp, OPERATOR_TOKEN, registerChild, registerRoot, type TestApp } from '../helpers/harness.js'
+import { createTestApp, OPERATOR_TOKEN, registerChild, registerRoot, type TestApp, storeOf } from '../helpers/harness.js'
 import {
   auditCount,
   auditHead,
@@ -162,19 +162,19 @@ describe.each(table((auth) => auth !== 'none'))('%s', (_name, route) => {
   it.each(WRONG_CREDENTIALS[route.auth as 'op' | 'worker'])('refuses $label with 401 unauthorized and changes nothing', async (credential) => {
     const { t, target } = ctx
     const headers = credential.headers(ctx, rightToken(route, ctx))
-    const before = dbSnapshot(t.warden.store.db)
-    const auditBefore = { count: auditCount(t.warden.store.db), head: auditHead(t.warden.store.db) }
-    const workerBefore = t.warden.store.workers.get(target.id)
+    const before = dbSnapshot(storeOf(t.warden).db)
+    const auditBefore = { count: auditCount(storeOf(t.warden).db), head: auditHead(storeOf(t.warden).db) }
+    const workerBefore = storeOf(t.warden).workers.get(target.id)
 
     const res = await t.app.inject(requestFor(route, ctx, headers))
 
     expectProblem(res, 401, 'unauthorized')
-    expect({ count: auditCount(t.warden.store.db), head: auditHead(t.warden.store.db) }).toEqual(auditBefore)
-    const workerAfter = t.warden.store.workers.get(target.id)
+    expect({ count: auditCount(storeOf(t.warden).db), head: auditHead(storeOf(t.warden).db) }).toEqual(auditBefore)
+    const workerAfter = storeOf(t.warden).workers.get(target.id)
     expect(workerAfter?.status).toBe(workerBefore?.status)
     expect(workerAfter?.lease_expires_at).toBe(workerBefore?.lease_expires_at)
     expect(workerAfter?.last_heartbeat_at).toBe(workerBefore?.last_heartbeat_at)
-    expect(dbSnapshot(t.warden.store.db)).toEqual(before)
+    expect(dbSnapshot(storeOf(t.warden).db)).toEqual(before)
   })
 
   it(`accepts the right ${route.auth === 'op' ? 'operator token' : "worker's own lease token"}`, async () => {
@@ -207,7 +207,7 @@ describe('worker lease tokens act only for their own worker', () => {
   it('lets no worker heartbeat, spawn or shut down for another, even its parent or child', async () => {
     const { t, target, other, child } = await setup()
     try {
-      const before = dbSnapshot(t.warden.store.db)
+      const before = dbSnapshot(storeOf(t.warden).db)
       for (const [actor, victim] of [
         [child, target],
         [target, child],
@@ -223,7 +223,7 @@ describe('worker lease tokens act only for their own worker', () => {
           expectProblem(res, 401, 'unauthorized')
         }
       }
-      expect(dbSnapshot(t.warden.store.db)).toEqual(before)
+      expect(dbSnapshot(storeOf(t.warden).db)).toEqual(before)
     } finally {
       t.close()
     }
@@ -256,7 +256,7 @@ describe('lease tokens never leak', () => {
       const audit = await app.inject({ method: 'GET', url: '/v1/audit?limit=1000', headers: op })
       expect(audit.statusCode).toBe(200)
       bodies.push(audit.body)
-      const everyCell = JSON.stringify(dbSnapshot(warden.store.db), (_key, value: unknown) =>
+      const everyCell = JSON.stringify(dbSnapshot(storeOf(warden).db), (_key, value: unknown) =>
         Buffer.isBuffer(value) ? value.toString('hex') : value,
       )
 
@@ -265,7 +265,7 @@ describe('lease tokens never leak', () => {
         expect(everyCell).not.toContain(token)
       }
       for (const [index, id] of workers.entries()) {
-        const stored = warden.store.workers.get(id)!.lease_token_hash
+        const stored = storeOf(warden).workers.get(id)!.lease_token_hash
         expect(stored.equals(createHash('sha256').update(tokens[index]!).digest())).toBe(true)
         for (const body of bodies) expect(body).not.toContain(stored.toString('hex'))
       }

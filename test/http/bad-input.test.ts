@@ -6,7 +6,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
 import { AuditTypeSchema, WorkerStatusSchema, type Manifest } from '../../src/schemas/index.js'
-import { createTestApp, registerRoot, type TestApp } from '../helpers/harness.js'
+import { createTestApp, registerRoot, type TestApp, storeOf } from '../helpers/harness.js'
 import { bearer, dbSnapshot, expectProblemShape, type Method } from './support.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -401,7 +401,7 @@ async function expectRefused(
   request: InjectOptions,
   expected: { status?: number; codes?: string[]; names?: string[]; detail?: RegExp } = {},
 ): Promise<LightMyRequestResponse> {
-  const db = ctx.t.warden.store.db
+  const db = storeOf(ctx.t.warden).db
   const before = dbSnapshot(db)
   const res = await ctx.t.app.inject(request)
   const context = `${request.method} ${String(request.url)} -> ${res.statusCode} ${res.body.slice(0, 300)}`
@@ -679,9 +679,9 @@ describe('bad input the generators above leave out', () => {
   it('answers 415 to text/plain on every write endpoint with a body', async () => {
     const answers: Record<string, string> = {}
     for (const endpoint of bodyEndpoints) {
-      const before = dbSnapshot(ctx.t.warden.store.db)
+      const before = dbSnapshot(storeOf(ctx.t.warden).db)
       const res = await ctx.t.app.inject(raw(endpoint, ctx, JSON.stringify(endpoint.body!(ctx).base), 'text/plain'))
-      expect(dbSnapshot(ctx.t.warden.store.db)).toEqual(before)
+      expect(dbSnapshot(storeOf(ctx.t.warden).db)).toEqual(before)
       answers[endpoint.name] = `${res.statusCode} ${res.json<{ code: string }>().code}`
     }
     expect(answers).toEqual(Object.fromEntries(bodyEndpoints.map((endpoint) => [endpoint.name, '415 unsupported_media_type'])))
@@ -694,10 +694,10 @@ describe('bad input the generators above leave out', () => {
     for (const endpoint of bodyEndpoints.filter((e) => e.body!(ctx).optional)) {
       const fresh = await setup()
       try {
-        const before = dbSnapshot(fresh.t.warden.store.db)
+        const before = dbSnapshot(storeOf(fresh.t.warden).db)
         const res = await fresh.t.app.inject(raw(endpoint, fresh, 'null'))
         answers[endpoint.name] = res.statusCode
-        if (res.statusCode === 400) expect(dbSnapshot(fresh.t.warden.store.db)).toEqual(before)
+        if (res.statusCode === 400) expect(dbSnapshot(storeOf(fresh.t.warden).db)).toEqual(before)
       } finally {
         fresh.t.close()
       }
@@ -719,13 +719,13 @@ describe('bad input the generators above leave out', () => {
     const endpoint = ENDPOINTS.find((e) => e.name === 'POST /v1/manifests')!
     const text = `{"state_snapshot":{"deep":${nested(depth, kind)}}}`
     expect(Buffer.byteLength(text)).toBeLessThan(16 * 1024 + 100)
-    const before = dbSnapshot(ctx.t.warden.store.db)
+    const before = dbSnapshot(storeOf(ctx.t.warden).db)
     const res = await ctx.t.app.inject(raw(endpoint, ctx, text))
     if (res.statusCode === 201) return
     const problem = expectProblemShape(res, 'validation_failed')
     expect(problem.detail).toMatch(/state_snapshot|nest|deep/i)
     expect(problem.detail).not.toMatch(/call stack/i)
-    expect(dbSnapshot(ctx.t.warden.store.db)).toEqual(before)
+    expect(dbSnapshot(storeOf(ctx.t.warden).db)).toEqual(before)
   })
 
   it('answers 400 naming body to a body nested far deeper than any field', async () => {

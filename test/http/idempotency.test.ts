@@ -2,7 +2,7 @@
 // and spawn — validated, scoped per caller, replayed with the first status, 422 for another body,
 // and a repeated registration that rotates the lease token.
 import { afterEach, describe, expect, it } from 'vitest'
-import { createTestApp, OPERATOR_TOKEN, registerRoot, type TestApp } from '../helpers/harness.js'
+import { createTestApp, OPERATOR_TOKEN, registerRoot, type TestApp, storeOf } from '../helpers/harness.js'
 import { auditCount, bearer, call, dbSnapshot, expectProblem } from './support.js'
 
 const open: TestApp[] = []
@@ -17,7 +17,7 @@ async function fresh(overrides: Parameters<typeof createTestApp>[0] = {}): Promi
 
 const op = bearer(OPERATOR_TOKEN)
 const keyed = (key: string, headers: Record<string, string> = {}) => ({ ...headers, 'idempotency-key': key })
-const count = (t: TestApp, sql: string) => (t.warden.store.db.prepare(sql).get() as { n: number }).n
+const count = (t: TestApp, sql: string) => (storeOf(t.warden).db.prepare(sql).get() as { n: number }).n
 
 describe('Idempotency-Key header', () => {
   it.each([
@@ -28,11 +28,11 @@ describe('Idempotency-Key header', () => {
     ['a control character', 'a\tb'],
   ])('is refused with 400 validation_failed naming the header when it has %s, deciding nothing', async (_what, key) => {
     const t = await fresh()
-    const before = dbSnapshot(t.warden.store.db)
+    const before = dbSnapshot(storeOf(t.warden).db)
     const res = await t.app.inject(call('POST', '/v1/manifests', { headers: keyed(key, op), body: {} }))
     const problem = expectProblem(res, 400, 'validation_failed')
     expect(problem.errors).toEqual(['headers.idempotency-key'])
-    expect(dbSnapshot(t.warden.store.db)).toEqual(before)
+    expect(dbSnapshot(storeOf(t.warden).db)).toEqual(before)
   })
 
   it('accepts 1 and 128 visible ASCII characters', async () => {
@@ -49,17 +49,17 @@ describe('POST /v1/manifests with a key', () => {
     const t = await fresh()
     const request = call('POST', '/v1/manifests', { headers: keyed('root-1', op), body: { state_snapshot: { a: 1 } } })
     const first = await t.app.inject(request)
-    const audit = auditCount(t.warden.store.db)
+    const audit = auditCount(storeOf(t.warden).db)
     const again = await t.app.inject(request)
     expect(first.statusCode).toBe(201)
     expect(again.statusCode).toBe(201)
     expect(again.json()).toEqual(first.json())
-    expect(auditCount(t.warden.store.db)).toBe(audit)
+    expect(auditCount(storeOf(t.warden).db)).toBe(audit)
     expect(count(t, `SELECT count(*) AS n FROM manifests`)).toBe(1)
 
     const other = await t.app.inject(call('POST', '/v1/manifests', { headers: keyed('root-1', op), body: { state_snapshot: { a: 2 } } }))
     expectProblem(other, 422, 'idempotency_key_reused')
-    expect(auditCount(t.warden.store.db)).toBe(audit)
+    expect(auditCount(storeOf(t.warden).db)).toBe(audit)
     expect(count(t, `SELECT count(*) AS n FROM manifests`)).toBe(1)
   })
 
@@ -68,7 +68,7 @@ describe('POST /v1/manifests with a key', () => {
     await t.app.inject(call('POST', '/v1/manifests', { headers: op, body: {} }))
     await t.app.inject(call('POST', '/v1/manifests', { headers: op, body: {} }))
     expect(count(t, `SELECT count(*) AS n FROM manifests`)).toBe(2)
-    expect(t.warden.store.idempotency.count()).toBe(0)
+    expect(storeOf(t.warden).idempotency.count()).toBe(0)
   })
 
   it('replays a denial with its status and problem code, without a second audit record', async () => {
@@ -76,13 +76,13 @@ describe('POST /v1/manifests with a key', () => {
     registerRoot(t.warden)
     const request = call('POST', '/v1/manifests', { headers: keyed('full', op), body: {} })
     expectProblem(await t.app.inject(request), 403, 'quota_exceeded')
-    const audit = auditCount(t.warden.store.db)
+    const audit = auditCount(storeOf(t.warden).db)
     // The quota frees up, yet the key answers what it first answered.
     t.warden.killSwitch.engage('drill')
     t.warden.killSwitch.disengage()
-    const after = auditCount(t.warden.store.db)
+    const after = auditCount(storeOf(t.warden).db)
     expectProblem(await t.app.inject(request), 403, 'quota_exceeded')
-    expect(auditCount(t.warden.store.db)).toBe(after)
+    expect(auditCount(storeOf(t.warden).db)).toBe(after)
     expect(after).toBe(audit + 2)
   })
 })
@@ -94,11 +94,11 @@ describe('POST /v1/workers/{id}/spawn with a key', () => {
     const request = call('POST', `/v1/workers/${parent.id}/spawn`, { headers: keyed('spawn-1', bearer(parent.token)), body: { reason: 'grow' } })
     const first = await t.app.inject(request)
     expect(first.statusCode, first.body).toBe(201)
-    const audit = auditCount(t.warden.store.db)
+    const audit = auditCount(storeOf(t.warden).db)
     const again = await t.app.inject(request)
     expect(again.statusCode, again.body).toBe(201)
     expect(again.json()).toEqual(first.json())
-    expect(auditCount(t.warden.store.db)).toBe(audit)
+    expect(auditCount(storeOf(t.warden).db)).toBe(audit)
     expect(count(t, `SELECT count(*) AS n FROM audit WHERE type = 'spawn_approved'`)).toBe(1)
     expect(count(t, `SELECT count(*) AS n FROM manifests WHERE parent_id IS NOT NULL`)).toBe(1)
     // A new key is a new decision: the cooldown the one approval started refuses it.
@@ -137,7 +137,7 @@ describe('POST /v1/workers/{id}/spawn with a key', () => {
     const parent = registerRoot(t.warden)
     const res = await t.app.inject(call('POST', `/v1/workers/${parent.id}/spawn`, { headers: keyed('k', bearer('wrong')), body: { reason: 'x' } }))
     expectProblem(res, 401, 'unauthorized')
-    expect(t.warden.store.idempotency.count()).toBe(0)
+    expect(storeOf(t.warden).idempotency.count()).toBe(0)
   })
 })
 
@@ -148,7 +148,7 @@ describe('POST /v1/workers (registration) with a key', () => {
     const request = call('POST', '/v1/workers', { headers: keyed('reg-1'), body: manifest })
     const first = await t.app.inject(request)
     expect(first.statusCode, first.body).toBe(201)
-    const audit = auditCount(t.warden.store.db)
+    const audit = auditCount(storeOf(t.warden).db)
     const again = await t.app.inject(request)
     expect(again.statusCode, again.body).toBe(201)
     const [one, two] = [first.json<{ lease_token: string }>(), again.json<{ lease_token: string }>()]
@@ -156,14 +156,14 @@ describe('POST /v1/workers (registration) with a key', () => {
     const { lease_token: _a, ...firstRest } = one
     const { lease_token: _b, ...againRest } = two
     expect(againRest).toEqual(firstRest)
-    expect(auditCount(t.warden.store.db)).toBe(audit)
+    expect(auditCount(storeOf(t.warden).db)).toBe(audit)
     expect(count(t, `SELECT count(*) AS n FROM workers`)).toBe(1)
 
     const beat = (token: string) => t.app.inject(call('POST', `/v1/workers/${manifest.worker_id}/heartbeat`, { headers: bearer(token) }))
     expectProblem(await beat(one.lease_token), 401, 'unauthorized')
     expect((await beat(two.lease_token)).statusCode).toBe(200)
     // Never stored in the clear: neither the key's answer nor the worker row holds a token.
-    const stored = t.warden.store.idempotency.get(`manifest:${manifest.worker_id}`, 'reg-1')!
+    const stored = storeOf(t.warden).idempotency.get(`manifest:${manifest.worker_id}`, 'reg-1')!
     expect(stored.answer).not.toContain(one.lease_token)
     expect(stored.answer).not.toContain('lease_token')
   })
@@ -180,7 +180,7 @@ describe('POST /v1/workers (registration) with a key', () => {
     const manifest = t.warden.admission.issueRoot({})
     const forged = { ...manifest, depth: 1 }
     expectProblem(await t.app.inject(call('POST', '/v1/workers', { headers: keyed('k'), body: forged })), 403, 'invalid_signature')
-    expect(t.warden.store.idempotency.count()).toBe(0)
+    expect(storeOf(t.warden).idempotency.count()).toBe(0)
     // The real manifest with that key then registers.
     expect((await t.app.inject(call('POST', '/v1/workers', { headers: keyed('k'), body: manifest }))).statusCode).toBe(201)
   })

@@ -1,7 +1,7 @@
 // GET /metrics as a Prometheus server and stock dashboards read it.
 import { afterEach, describe, expect, it } from 'vitest'
 import { WorkerStatusSchema } from '../../src/schemas/index.js'
-import { createTestApp, registerRoot, type TestApp } from '../helpers/harness.js'
+import { createTestApp, registerRoot, storeOf, type TestApp } from '../helpers/harness.js'
 
 /** The value of one series (`name{labels}`), or undefined when it is absent. */
 function series(text: string, name: string): number | undefined {
@@ -52,7 +52,7 @@ describe('GET /metrics', () => {
     expect(series(text, 'warden_manifests_outstanding')).toBe(2)
     expect(series(text, 'warden_quota_slots_in_use')).toBe(3)
     expect(series(text, 'warden_quota_max_replicas')).toBe(7)
-    const head = t.warden.store.audit.head().seq
+    const head = storeOf(t.warden).audit.head().seq
     expect(head).toBeGreaterThan(3)
     expect(series(text, 'warden_audit_head_seq')).toBe(head)
     expect(series(text, 'warden_kill_switch_engaged')).toBe(0)

@@ -3,7 +3,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Manifest } from '../../src/schemas/index.js'
 import { createFakeSandbox, type FakeSandbox } from '../helpers/fake-sandbox.js'
-import { createTestApp, registerRoot, type TestApp } from '../helpers/harness.js'
+import { createTestApp, registerRoot, type TestApp, storeOf } from '../helpers/harness.js'
 import { bearer, call, dbSnapshot, expectProblem } from './support.js'
 
 const apps: TestApp[] = []
@@ -50,10 +50,10 @@ describe('POST /v1/sandboxes', () => {
 
   it('answers 503 sandbox_unavailable when no driver can run, changing nothing but the audit', async () => {
     const t = await withoutDriver()
-    const before = dbSnapshot(t.warden.store.db)
+    const before = dbSnapshot(storeOf(t.warden).db)
     const res = await t.app.inject(call('POST', '/v1/sandboxes', { headers: t.op, body: { program: PROGRAM } }))
     expectProblem(res, 503, 'sandbox_unavailable')
-    const after = dbSnapshot(t.warden.store.db)
+    const after = dbSnapshot(storeOf(t.warden).db)
     expect(after.workers).toEqual(before.workers)
     expect(after.manifests).toEqual(before.manifests)
     const driver = await t.app.inject(call('GET', '/v1/sandbox-driver', { headers: t.op }))

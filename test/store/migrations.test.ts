@@ -7,11 +7,10 @@ import { join, resolve } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/domain/clock.js'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
-import { createWarden } from '../../src/domain/index.js'
 import { createSigner } from '../../src/domain/signing.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
-import { SIGNING_KEY } from '../helpers/harness.js'
+import { SIGNING_KEY, buildWarden } from '../helpers/harness.js'
 
 const MIGRATIONS = resolve(import.meta.dirname, '..', '..', 'migrations')
 const dirs: string[] = []
@@ -89,7 +88,7 @@ describe('migrations', () => {
       expect(bytes, path).not.toContain(manifest.signature)
     }
 
-    const warden = createWarden({ store: createStore(db), clock: new ManualClock(now + 1000), signer, contract: DEFAULT_CONTRACT })
+    const warden = buildWarden({ store: createStore(db), clock: new ManualClock(now + 1000), signer, contract: DEFAULT_CONTRACT })
     warden.liveness.resume()
     expect(warden.admission.register(manifest).worker.worker_id).toBe(manifest.worker_id)
     db.close()

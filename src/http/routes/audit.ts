@@ -16,11 +16,7 @@ export const auditRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app
       querystring: AuditQuerySchema,
       response: { 200: AuditPageSchema.describe('One page of audit records'), ...problems(400, 401) },
     },
-    handler: async (request) => {
-      const items = warden.store.audit.list(request.query)
-      const last = items.at(-1)
-      return { items, next_after_seq: items.length === request.query.limit && last ? last.seq : null }
-    },
+    handler: async (request) => warden.queries.audit(request.query),
   })
 
   app.get('/v1/audit/verify', {
@@ -31,6 +27,6 @@ export const auditRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app
       security: operatorSecurity,
       response: { 200: AuditVerificationSchema.describe('The verification result; `first_invalid_seq` names the first broken record'), ...problems(401) },
     },
-    handler: async () => warden.verifyAudit(),
+    handler: async () => warden.queries.verifyAudit(),
   })
 }

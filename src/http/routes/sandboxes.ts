@@ -27,8 +27,7 @@ export const sandboxRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (a
     handler: async (request, reply) => {
       const launch = warden.sandboxes.launchRoot(request.body, request.headers['idempotency-key'])
       await launch.launched
-      const worker = warden.transitions.view(warden.transitions.requireWorker(launch.manifest.worker_id))
-      return reply.code(201).send({ worker, manifest: launch.manifest })
+      return reply.code(201).send({ worker: warden.queries.worker(launch.manifest.worker_id), manifest: launch.manifest })
     },
   })
 
@@ -40,6 +39,6 @@ export const sandboxRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (a
       security: operatorSecurity,
       response: { 200: SandboxDriverStatusSchema.describe('The driver, whether it can run, and what it enforces'), ...problems(401) },
     },
-    handler: async () => warden.sandbox.port.status(),
+    handler: async () => warden.queries.sandboxDriver(),
   })
 }

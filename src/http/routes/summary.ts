@@ -15,6 +15,6 @@ export const summaryRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (a
       security: operatorSecurity,
       response: { 200: SummarySchema.describe('Counts, quota in use, kill switch and audit head'), ...problems(401) },
     },
-    handler: async () => warden.summary(),
+    handler: async () => warden.queries.summary(),
   })
 }

@@ -2,12 +2,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { ProblemSchema } from '../../schemas/index.js'
-import { isMigrated, type Db } from '../../store/db.js'
-import type { StorageHealth } from '../../store/storage.js'
+import type { Queries } from '../../domain/queries.js'
 import type { Metrics } from '../metrics.js'
 import { sendProblem } from '../plugins/errors.js'
 
-export const systemRoutes: FastifyPluginAsyncZod<{ db: Db; health: StorageHealth; metrics: Metrics }> = async (app, { db, health, metrics }) => {
+export const systemRoutes: FastifyPluginAsyncZod<{ queries: Queries; metrics: Metrics }> = async (app, { queries, metrics }) => {
   app.get('/healthz', {
     schema: { operationId: 'health', tags: ['system'], summary: 'Process is up', response: { 200: z.object({ status: z.literal('ok') }).describe('The process is up') } },
     handler: async () => ({ status: 'ok' as const }),
@@ -25,9 +24,8 @@ export const systemRoutes: FastifyPluginAsyncZod<{ db: Db; health: StorageHealth
       },
     },
     handler: async (request, reply) => {
-      if (!db.open || !isMigrated(db)) return sendProblem(reply, request, 'service_unavailable', 'database is not open or not migrated')
-      if (health.failure !== null) return sendProblem(reply, request, 'storage_unavailable', `database writes are failing: ${health.failure}`)
-      return { status: 'ready' as const }
+      const readiness = queries.readiness()
+      return readiness.ready ? { status: 'ready' as const } : sendProblem(reply, request, readiness.code, readiness.detail)
     },
   })
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import type { Warden } from '../../domain/index.js'
-import { lineageNode, workerSummary } from '../../domain/views.js'
+import { LINEAGE_LIMIT } from '../../domain/queries.js'
 import {
   HeartbeatRequestSchema,
   HeartbeatResponseSchema,
@@ -19,8 +19,6 @@ import {
 } from '../../schemas/index.js'
 import type { Metrics } from '../metrics.js'
 import { IdempotencyHeadersSchema, operatorSecurity, problems, WorkerParamsSchema, workerSecurity } from '../schemas.js'
-
-const LINEAGE_LIMIT = 10_000
 
 /** The worker-facing side: register, heartbeat, spawn, shut down. */
 export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: Metrics; registerRateLimit: number }> = async (
@@ -119,13 +117,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       querystring: WorkerListQuerySchema,
       response: { 200: WorkerListSchema.describe('One page of workers; pass `next_cursor` as `cursor` for the next'), ...problems(400, 401) },
     },
-    handler: async (request) => {
-      const { cursor, ...filter } = request.query
-      const rows = warden.store.workers.list({ ...filter, after_seq: cursor === undefined ? 0 : Number(cursor) })
-      const last = rows.at(-1)
-      const items = rows.map((row) => workerSummary(row, warden.sandbox.describe(row.worker_id)))
-      return { items, next_cursor: rows.length === filter.limit && last ? String(last.seq) : null }
-    },
+    handler: async (request) => warden.queries.workers(request.query),
   })
 
   app.get('/v1/workers/:id', {
@@ -137,7 +129,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       params: WorkerParamsSchema,
       response: { 200: WorkerViewSchema.describe('The worker'), ...problems(400, 401, 404) },
     },
-    handler: async (request) => warden.transitions.view(warden.transitions.requireWorker(request.params.id)),
+    handler: async (request) => warden.queries.worker(request.params.id),
   })
 
   app.get('/v1/workers/:id/lineage', {
@@ -149,16 +141,7 @@ export const workerAdminRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = asyn
       params: WorkerParamsSchema,
       response: { 200: LineageSchema.describe('Ancestors and descendants'), ...problems(400, 401, 404) },
     },
-    handler: async (request) => {
-      const row = warden.transitions.requireWorker(request.params.id)
-      const descendants = warden.store.workers.descendants(row.worker_id, LINEAGE_LIMIT + 1)
-      return {
-        worker_id: row.worker_id,
-        ancestors: warden.store.workers.ancestors(row).map((node) => lineageNode(node, warden.sandbox.describe(node.worker_id))),
-        descendants: descendants.slice(0, LINEAGE_LIMIT).map((node) => lineageNode(node, warden.sandbox.describe(node.worker_id))),
-        truncated: descendants.length > LINEAGE_LIMIT,
-      }
-    },
+    handler: async (request) => warden.queries.lineage(request.params.id),
   })
 
   app.post('/v1/workers/:id/quarantine', {
