@@ -32,6 +32,10 @@ export function bwrapArgv(input: BwrapPlanInput): string[] {
     '--die-with-parent',
     // A new session: no TIOCSTI into the controller's terminal.
     '--new-session',
+    // A user namespace only so that no further one can be made inside (--disable-userns): nested
+    // user namespaces are kernel attack surface a worker has no use for. uid 0 maps to itself.
+    '--unshare-user',
+    '--disable-userns',
     '--unshare-pid',
     '--unshare-ipc',
     '--unshare-uts',

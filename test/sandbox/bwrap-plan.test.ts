@@ -25,6 +25,8 @@ describe('bwrapArgv', () => {
       '/usr/bin/bwrap',
       '--die-with-parent',
       '--new-session',
+      '--unshare-user',
+      '--disable-userns',
       '--unshare-pid',
       '--unshare-ipc',
       '--unshare-uts',

@@ -170,7 +170,7 @@ describe.skipIf(!canRunSandboxes)('process driver against a hostile program (roo
     await lab.killAndCheckGone(s.worker_id, s.marker)
   })
 
-  it('keeps the host read-only outside the work folder, hides the data folder, and cannot leave its cgroups', async () => {
+  it('keeps the host read-only outside the work folder, hides the data folder, holds no capability, cannot leave its cgroups or make a user namespace', async () => {
     const outside = join(lab.dir, 'outside.txt')
     const otherSandbox = join(lab.workRoot, 'other-worker.txt')
     const s = lab.spec('fs', {}, {
@@ -186,7 +186,9 @@ describe.skipIf(!canRunSandboxes)('process driver against a hostile program (roo
       tmp: string
       capabilities: string
       remount: number
+      nestedUserns: number
     }>(s.workDir)
+    expect(seen.nestedUserns).not.toBe(0)
     expect(seen.capabilities).toBe('0000000000000000')
     expect(seen.remount).not.toBe(0)
     for (const target of ['/etc/warden-hostile', '/usr/warden-hostile', HOSTILE + '.pwned']) {
