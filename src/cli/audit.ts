@@ -15,9 +15,17 @@ function summary(record: AuditRecord): string {
   return parts.join(' ')
 }
 
+const COLUMNS = { seq: 6, at: 24, type: 22, code: 20, who: 9 }
+
+function header(ctx: Context): string {
+  return ctx.style.dim(
+    ['SEQ'.padStart(COLUMNS.seq), 'TIME (UTC)'.padEnd(COLUMNS.at), 'TYPE'.padEnd(COLUMNS.type), 'CODE'.padEnd(COLUMNS.code), 'WORKER'.padEnd(COLUMNS.who), 'DATA'].join(' '),
+  )
+}
+
 function line(ctx: Context, record: AuditRecord): string {
   const { style } = ctx
-  const type = record.type.padEnd(22)
+  const type = record.type.padEnd(COLUMNS.type)
   const coloured = /denied|rejected/.test(record.type)
     ? style.red(type)
     : /approved|issued|registered/.test(record.type)
@@ -27,11 +35,11 @@ function line(ctx: Context, record: AuditRecord): string {
         : type
   const who = record.worker_id ? shortId(record.worker_id) : record.parent_id ? `${shortId(record.parent_id)}^` : '-'
   return [
-    String(record.seq).padStart(6),
-    style.dim(record.at.slice(11, 23)),
+    String(record.seq).padStart(COLUMNS.seq),
+    style.dim(record.at.padEnd(COLUMNS.at)),
     coloured,
-    (record.code ?? '').padEnd(20),
-    who.padEnd(9),
+    (record.code ?? '').padEnd(COLUMNS.code),
+    who.padEnd(COLUMNS.who),
     style.dim(summary(record)),
   ]
     .join(' ')
@@ -43,7 +51,7 @@ export const auditCommands: Command[] = [
     name: ['audit', 'tail'],
     summary: 'Show the last audit records, and with --follow the new ones as they are written',
     details: [
-      'Columns: seq, time (UTC), type, code, worker (or its parent, marked ^, for a spawn decision), data.',
+      'Columns (under a header line): seq, time (ISO 8601, UTC), type, code, worker (or its parent, marked ^, for a spawn decision), data.',
       'With --json, one record per line (NDJSON).',
     ],
     options: {
@@ -66,15 +74,24 @@ export const auditCommands: Command[] = [
       const client = ctx.client()
       const print = (record: AuditRecord) => (ctx.json ? ctx.out(JSON.stringify(record)) : ctx.out(line(ctx, record)))
 
-      // The API pages forward only: keep the last `count` on the way to the end.
-      const last: AuditRecord[] = []
-      let afterSeq = 0
-      for await (const record of client.auditRecords(filter)) {
-        afterSeq = record.seq
-        last.push(record)
-        if (last.length > count) last.shift()
+      // Newest first from the API, printed oldest first; at least one record read, so that
+      // --follow knows where the log ends even with -n 0.
+      const newest: AuditRecord[] = []
+      let before: number | null | undefined
+      while (newest.length < Math.max(count, 1)) {
+        const page = await client.listAudit({
+          ...filter,
+          order: 'desc',
+          limit: Math.min(1000, Math.max(count, 1) - newest.length),
+          ...(before === undefined || before === null ? {} : { before_seq: before }),
+        })
+        newest.push(...page.items)
+        before = page.next_before_seq
+        if (before === null) break
       }
-      last.forEach(print)
+      let afterSeq = newest[0]?.seq ?? 0
+      if (!ctx.json) ctx.out(header(ctx))
+      newest.slice(0, count).reverse().forEach(print)
       if (!ctx.values.follow) return EXIT.ok
 
       // New records arrive on the event stream (GET /v1/events), resumed after the last one shown.

@@ -26,7 +26,11 @@ export interface Command {
 }
 
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
-  url: { type: 'string', value: 'URL', description: 'controller URL (WARDEN_URL; default http://127.0.0.1:8080)' },
+  url: {
+    type: 'string',
+    value: 'URL',
+    description: 'controller URL (default: WARDEN_URL, else http://127.0.0.1:$WARDEN_PORT, else http://127.0.0.1:8080)',
+  },
   token: {
     type: 'string',
     value: 'TOKEN',
@@ -48,7 +52,7 @@ export function parse(command: Command, argv: string[]) {
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true })
   } catch (error) {
-    throw new UsageError(`${(error as Error).message}\nSee: warden ${command.name.join(' ')} --help`)
+    throw new UsageError(`${describeParseError(error as Error & { code?: string })}\nSee: warden ${command.name.join(' ')} --help`)
   }
   const values = parsed.values as Record<string, string | boolean | undefined>
   if (!values.help) {
@@ -58,6 +62,36 @@ export function parse(command: Command, argv: string[]) {
     if (count > max) throw new UsageError(`unexpected argument ${parsed.positionals[max]}\nUsage: ${usage(command)}`)
   }
   return { values, positionals: parsed.positionals }
+}
+
+/** node:util parseArgs errors, said the way a person would. */
+function describeParseError(error: Error & { code?: string }): string {
+  const option = /'(-[^' ]+)/.exec(error.message)?.[1]
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && option) return `unknown option ${option}`
+  if (error.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && option) {
+    return /argument missing/.test(error.message) ? `${option} needs a value` : `${option} takes no value`
+  }
+  return error.message
+}
+
+/** Global options given before the command (`warden --token T kill-switch status`), taken off the front. */
+export function leadingGlobals(argv: string[]): { globals: string[]; rest: string[] } {
+  const globals: string[] = []
+  let i = 0
+  while (i < argv.length) {
+    const arg = argv[i]!
+    const name = /^--([^=]+)/.exec(arg)?.[1]
+    const spec = name === undefined ? undefined : GLOBAL_OPTIONS[name]
+    if (spec === undefined || name === 'help') break
+    globals.push(arg)
+    if (spec.type === 'string' && !arg.includes('=')) {
+      if (i + 1 >= argv.length) throw new UsageError(`--${name} needs a value`)
+      globals.push(argv[i + 1]!)
+      i += 1
+    }
+    i += 1
+  }
+  return { globals, rest: argv.slice(i) }
 }
 
 export function usage(command: Command): string {

@@ -59,6 +59,8 @@ export interface Context {
   url: string
   /** The operator token; throws TokenMissingError when none can be found. */
   token(): string
+  /** Where the token in use came from (--token, WARDEN_OPERATOR_TOKEN or a file), once read. */
+  tokenSource(): string | undefined
   /** A client with the operator token, created on first use and closed after the command. */
   client(): WardenClient
   out(line?: string): void
@@ -79,13 +81,14 @@ export function tokenFile(env: NodeJS.ProcessEnv, cwd: string): string {
   return join(db === ':memory:' ? resolve(cwd, 'data') : dirname(resolve(cwd, db)), 'operator-token')
 }
 
-export function operatorToken(values: OptionValues, env: NodeJS.ProcessEnv, cwd: string): string {
-  if (typeof values.token === 'string' && values.token !== '') return values.token
-  if (env.WARDEN_OPERATOR_TOKEN) return env.WARDEN_OPERATOR_TOKEN
+/** The operator token and where it came from (named when the controller rejects it). */
+export function operatorToken(values: OptionValues, env: NodeJS.ProcessEnv, cwd: string): { token: string; source: string } {
+  if (typeof values.token === 'string' && values.token !== '') return { token: values.token, source: '--token' }
+  if (env.WARDEN_OPERATOR_TOKEN) return { token: env.WARDEN_OPERATOR_TOKEN, source: 'WARDEN_OPERATOR_TOKEN' }
   const file = tokenFile(env, cwd)
   if (existsSync(file)) {
     const token = readFileSync(file, 'utf8').trim()
-    if (token !== '') return token
+    if (token !== '') return { token, source: file }
   }
   throw new TokenMissingError(`no operator token: pass --token, set WARDEN_OPERATOR_TOKEN, or run where ${file} exists`)
 }
@@ -94,7 +97,12 @@ export function createContext(io: Io, values: OptionValues, positionals: string[
   const json = values.json === true
   const url = controllerUrl(values, io.env)
   let client: WardenClient | undefined
-  const token = () => operatorToken(values, io.env, io.cwd)
+  let source: string | undefined
+  const token = () => {
+    const found = operatorToken(values, io.env, io.cwd)
+    source = found.source
+    return found.token
+  }
   return {
     io,
     json,
@@ -103,6 +111,7 @@ export function createContext(io: Io, values: OptionValues, positionals: string[
     positionals,
     url,
     token,
+    tokenSource: () => source,
     client() {
       client ??= new WardenClient({
         url,
@@ -122,9 +131,13 @@ export function createContext(io: Io, values: OptionValues, positionals: string[
 }
 
 /** Maps a failure to its exit code and a message for stderr. */
-export function describeFailure(error: unknown): { code: number; message: string } {
+export function describeFailure(error: unknown, ctx?: Pick<Context, 'url' | 'tokenSource'>): { code: number; message: string } {
   if (error instanceof UsageError) return { code: EXIT.usage, message: error.message }
   if (error instanceof TokenMissingError) return { code: EXIT.unauthorized, message: error.message }
+  const source = ctx?.tokenSource()
+  if (error instanceof WardenError && error.status === 401 && source !== undefined) {
+    return { code: EXIT.unauthorized, message: `token rejected: ${ctx!.url} did not accept the operator token from ${source}` }
+  }
   if (error instanceof WardenError) {
     const code =
       error.status === 0 || error.status >= 500

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import pkg from '../../package.json' with { type: 'json' }
 import { auditCommands } from './audit.js'
-import { EXIT_CODES_HELP, GLOBAL_OPTIONS, help, optionLines, parse, type Command } from './command.js'
+import { EXIT_CODES_HELP, GLOBAL_OPTIONS, help, leadingGlobals, optionLines, parse, type Command } from './command.js'
 import { WardenError } from '../client/errors.js'
 import { createContext, describeFailure, EXIT, TokenMissingError, UsageError, type Io } from './context.js'
 import { contractCommands } from './contract.js'
@@ -31,7 +31,7 @@ function topHelp(): string {
   return [
     `warden ${pkg.version}: the command line of the Warden control plane`,
     '',
-    'Usage: warden <command> [options]',
+    'Usage: warden [global options] <command> [options]',
     '',
     'Commands:',
     ...COMMANDS.map((command) => `  ${commandTitle(command).padEnd(width)}  ${command.summary}`),
@@ -70,7 +70,15 @@ function find(argv: string[]): { command: Command; rest: string[] } | { group: s
   return command ? { command, rest: argv.slice(2) } : { group: first! }
 }
 
-export async function run(argv: string[], io: Io): Promise<number> {
+export async function run(input: string[], io: Io): Promise<number> {
+  let globals: string[]
+  let argv: string[]
+  try {
+    ;({ globals, rest: argv } = leadingGlobals(input))
+  } catch (error) {
+    io.stderr(`warden: ${(error as Error).message}\n`)
+    return EXIT.usage
+  }
   const [first] = argv
   if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
     io.stdout(topHelp())
@@ -82,7 +90,8 @@ export async function run(argv: string[], io: Io): Promise<number> {
   }
   const found = find(argv)
   if (found === null) {
-    io.stderr(`warden: unknown command ${JSON.stringify(first)}\n\n${topHelp()}`)
+    const what = first.startsWith('-') ? `unknown option ${first}` : `unknown command ${JSON.stringify(first)}`
+    io.stderr(`warden: ${what}\n\n${topHelp()}`)
     return EXIT.usage
   }
   if ('group' in found) {
@@ -96,7 +105,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
   const { command, rest } = found
   let ctx: ReturnType<typeof createContext> | undefined
   try {
-    const { values, positionals } = parse(command, rest)
+    const { values, positionals } = parse(command, [...globals, ...rest])
     if (values.help) {
       io.stdout(help(command))
       return EXIT.ok
@@ -104,7 +113,7 @@ export async function run(argv: string[], io: Io): Promise<number> {
     ctx = createContext(io, values, positionals)
     return await command.run(ctx)
   } catch (error) {
-    const failure = describeFailure(error)
+    const failure = describeFailure(error, ctx)
     if (ctx?.json && failure.code !== EXIT.usage) {
       io.stderr(JSON.stringify({ error: errorJson(error), exit_code: failure.code }) + '\n')
     } else {

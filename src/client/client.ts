@@ -323,7 +323,7 @@ export class WardenClient {
   async *auditRecords(filter: AuditFilter = {}, options?: CallOptions): AsyncGenerator<AuditRecord> {
     let after: number | null = filter.after_seq ?? 0
     while (after !== null) {
-      const page = await this.listAudit({ limit: 1000, ...filter, after_seq: after }, options)
+      const page = await this.listAudit({ limit: 1000, ...filter, order: 'asc', after_seq: after }, options)
       yield* page.items
       after = page.next_after_seq
     }

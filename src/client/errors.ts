@@ -71,6 +71,7 @@ export class WardenError extends Error {
   /** Why a worker is gone (410 `worker_terminated`): kill_switch, killed, reaped, expired, deregistered. */
   readonly reason: StopReason | undefined
   readonly notSent: boolean
+  readonly #detail: string
 
   constructor(code: WardenErrorCode, init: WardenErrorInit) {
     const where = init.method && init.path ? ` (${init.method} ${init.path})` : ''
@@ -88,11 +89,12 @@ export class WardenError extends Error {
     const reason = init.reason ?? init.problem?.reason
     this.reason = typeof reason === 'string' ? (reason as StopReason) : undefined
     this.notSent = init.not_sent ?? false
+    this.#detail = init.detail
   }
 
-  /** The problem's `detail`, or the transport failure's description. */
+  /** The problem's `detail`, or the transport failure's description (without the code the message starts with). */
   get detail(): string {
-    return this.problem?.detail ?? this.message
+    return this.problem?.detail ?? this.#detail
   }
 
   /** A policy decision of the controller (SPEC §3 denial codes and 410): asking again as-is will not help. */

@@ -80,8 +80,9 @@ export function createQueries(
 
     audit(query: AuditQuery): AuditPage {
       const items = store.audit.list(query)
-      const last = items.at(-1)
-      return { items, next_after_seq: items.length === query.limit && last ? last.seq : null }
+      const last = items.length === query.limit ? (items.at(-1)?.seq ?? null) : null
+      const desc = query.order === 'desc'
+      return { items, next_after_seq: desc ? null : last, next_before_seq: desc ? last : null }
     },
 
     verifyAudit(): AuditVerification {

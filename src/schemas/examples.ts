@@ -148,7 +148,7 @@ export const EXAMPLES = {
     enforces: { memory: true, cpu: true, pids: true, network: true, freeze: true, kill: true },
   },
   auditRecord,
-  auditPage: { items: [auditRecord], next_after_seq: null },
+  auditPage: { items: [auditRecord], next_after_seq: null, next_before_seq: null },
   auditVerification: {
     ok: true,
     records: 42,

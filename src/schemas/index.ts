@@ -416,7 +416,9 @@ export type AuditRecord = z.infer<typeof AuditRecordSchema>
 export const AuditQuerySchema = z.strictObject({
   type: AuditTypeSchema.optional(),
   worker_id: WorkerIdSchema.optional(),
-  after_seq: QueryInt(0).default(0),
+  after_seq: QueryInt(0).default(0).describe('only records with a greater seq (the next page, oldest first)'),
+  before_seq: QueryInt(1).optional().describe('only records with a smaller seq (the next page, newest first)'),
+  order: z.enum(['asc', 'desc']).default('asc').describe('`desc`: newest first'),
   limit: QueryInt(1, LIMITS.listLimit).default(100),
 })
 export type AuditQuery = z.output<typeof AuditQuerySchema>
@@ -461,7 +463,11 @@ export const EventsQuerySchema = z.strictObject({
 export type EventsQuery = z.output<typeof EventsQuerySchema>
 
 export const AuditPageSchema = z
-  .strictObject({ items: z.array(AuditRecordSchema), next_after_seq: z.int().nullable() })
+  .strictObject({
+    items: z.array(AuditRecordSchema),
+    next_after_seq: z.int().nullable().describe('oldest first: pass as `after_seq` for the next page; null on the last'),
+    next_before_seq: z.int().nullable().describe('newest first (`order=desc`): pass as `before_seq` for the next page; null on the last'),
+  })
   .meta({ id: 'AuditPage', examples: [EXAMPLES.auditPage] })
 export type AuditPage = z.infer<typeof AuditPageSchema>
 

@@ -50,10 +50,12 @@ export function createAuditRepository(db: Db, onAppend: (entry: AuditEntry) => v
     },
     list(query: AuditQuery): AuditRecord[] {
       const where = ['seq > @after_seq']
+      if (query.before_seq !== undefined) where.push('seq < @before_seq')
       if (query.type !== undefined) where.push('type = @type')
       if (query.worker_id !== undefined) where.push('(worker_id = @worker_id OR parent_id = @worker_id)')
-      const sql = `SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`
-      return db.prepare<[AuditQuery], AuditRow>(sql).all(query).map(fromRow)
+      const sql = `SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT @limit`
+      const { order: _order, ...params } = query
+      return db.prepare<[Omit<AuditQuery, 'order'>], AuditRow>(sql).all(params).map(fromRow)
     },
     /** Up to `limit` records after `seq`, in order: the event stream's slices. */
     after(seq: number, limit: number): AuditRecord[] {

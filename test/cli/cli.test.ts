@@ -1,6 +1,6 @@
 // The `warden` commands against a real server: output for people and for scripts (--json), and
 // exit codes scripts can rely on.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -15,6 +15,13 @@ import { binary, cli, startBin } from './support.js'
 let server: ServerProcess
 let op: WardenClient
 let env: NodeJS.ProcessEnv
+const tempDirs: string[] = []
+/** A temp folder removed after the suite. */
+const tempDir = (prefix: string) => {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  tempDirs.push(dir)
+  return dir
+}
 
 beforeAll(async () => {
   server = await realServer()
@@ -24,6 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await op?.close()
   await stopServer(server)
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
 })
 beforeEach(async () => {
   await op.putContract(contract())
@@ -60,7 +68,9 @@ describe('help and usage', () => {
     expect((await cli(['workers', 'kill'], env)).stderr).toContain('missing ID')
     const unknown = await cli(['kill-switch', '--bogus'], env)
     expect(unknown.code).toBe(2)
-    expect(unknown.stderr).toContain("Unknown option '--bogus'")
+    expect(unknown.stderr).toBe('warden kill-switch: unknown option --bogus\nSee: warden kill-switch --help\n')
+    expect((await cli(['--bogus', 'kill-switch'], env)).stderr).toMatch(/^warden: unknown option --bogus\n/)
+    expect((await cli(['kill-switch', '--url'], env)).stderr).toContain('--url needs a value')
     expect((await cli(['kill-switch', 'explode'], env)).code).toBe(2)
     expect((await cli(['workers', 'ls', '--status', 'sleeping'], env)).code).toBe(2)
     expect((await cli(['workers', 'get', 'not-an-id'], env)).code).toBe(2)
@@ -70,7 +80,7 @@ describe('help and usage', () => {
 describe('connection and credentials', () => {
   it('reads the token file beside WARDEN_DB when no token is given', async () => {
     // Written the way the server writes it (this suite's server got its token from the environment).
-    const dir = mkdtempSync(join(tmpdir(), 'warden-cli-'))
+    const dir = tempDir('warden-cli-')
     writeFileSync(join(dir, 'operator-token'), OPERATOR_TOKEN + '\n')
     const fromFile = await cli(['kill-switch', 'status', '--json'], { WARDEN_URL: server.url, WARDEN_DB: join(dir, 'warden.db') })
     expect(fromFile.code).toBe(0)
@@ -78,7 +88,7 @@ describe('connection and credentials', () => {
   })
 
   it('exits 4 without a token or with a wrong one, 3 when the controller cannot be reached', async () => {
-    const empty = mkdtempSync(join(tmpdir(), 'warden-cli-'))
+    const empty = tempDir('warden-cli-')
     const none = await cli(['kill-switch'], { WARDEN_URL: server.url, WARDEN_DB: join(empty, 'warden.db') })
     expect(none.code).toBe(4)
     expect(none.stderr).toContain('no operator token')
@@ -88,6 +98,46 @@ describe('connection and credentials', () => {
     const down = await cli(['kill-switch', '--url', 'http://127.0.0.1:9'], env)
     expect(down.code).toBe(3)
     expect(down.stderr).toContain('connection_failed')
+  })
+
+  it('says a token was rejected, naming where it came from, apart from a missing one', async () => {
+    const wrongEnv = await cli(['kill-switch'], { WARDEN_URL: server.url, WARDEN_OPERATOR_TOKEN: 'not-the-token-0123456789' })
+    expect(wrongEnv.code).toBe(4)
+    expect(wrongEnv.stderr).toBe(`warden kill-switch: token rejected: ${server.url} did not accept the operator token from WARDEN_OPERATOR_TOKEN\n`)
+    const wrongFlag = await cli(['--token', 'nope-0123456789', 'kill-switch'], { WARDEN_URL: server.url })
+    expect(wrongFlag.stderr).toContain('did not accept the operator token from --token')
+    const dir = tempDir('warden-cli-')
+    writeFileSync(join(dir, 'operator-token'), 'stale-token-0123456789\n')
+    const wrongFile = await cli(['kill-switch'], { WARDEN_URL: server.url, WARDEN_DB: join(dir, 'warden.db') })
+    expect(wrongFile.stderr).toContain(`from ${join(dir, 'operator-token')}`)
+    const missing = await cli(['kill-switch'], { WARDEN_URL: server.url, WARDEN_DB: join(dir, 'none', 'warden.db') })
+    expect(missing.stderr).toMatch(/^warden kill-switch: no operator token: /)
+    expect(missing.stderr).not.toContain('rejected')
+  })
+
+  it('names a connection failure and its cause once', async () => {
+    const down = await cli(['kill-switch', '--url', 'http://127.0.0.1:9'], env)
+    expect(down.stderr).toMatch(/^warden kill-switch: connection_failed: cannot reach http:\/\/127\.0\.0\.1:9\S*: .*ECONNREFUSED/)
+    expect(down.stderr.match(/connection_failed/g)).toHaveLength(1)
+  })
+
+  it('takes global options before the command as well as after it', async () => {
+    const before = await cli(['--url', server.url, '--token', OPERATOR_TOKEN, '--json', 'kill-switch', 'status'], {})
+    expect(before.code, before.stderr).toBe(0)
+    expect(JSON.parse(before.stdout)).toMatchObject({ engaged: false })
+    const equals = await cli([`--url=${server.url}`, `--token=${OPERATOR_TOKEN}`, 'kill-switch', 'status', '--json'], {})
+    expect(equals.code, equals.stderr).toBe(0)
+    const after = await cli(['kill-switch', 'status', '--json', '--url', server.url, '--token', OPERATOR_TOKEN], {})
+    expect(after.stdout).toBe(before.stdout)
+    const bin = await binary(['--token', OPERATOR_TOKEN, '--url', server.url, 'kill-switch', 'status'], {})
+    expect(bin.code, bin.stderr).toBe(0)
+    expect(bin.stdout).toBe('kill switch: disengaged\n')
+  })
+
+  it('help names WARDEN_URL and WARDEN_PORT, the defaults the CLI really uses', async () => {
+    const top = await cli(['--help'], {})
+    expect(top.stdout).toContain('Usage: warden [global options] <command> [options]')
+    expect(top.stdout).toMatch(/--url URL .*WARDEN_URL.*WARDEN_PORT.*8080/)
   })
 })
 
@@ -180,7 +230,7 @@ describe('contract', () => {
     const shown = await cli(['contract', 'get'], env)
     expect(shown.stdout).toMatch(/max_depth\s+3/)
     const saved = (await cli(['contract', 'get', '--json'], env)).stdout
-    const dir = mkdtempSync(join(tmpdir(), 'warden-cli-'))
+    const dir = tempDir('warden-cli-')
     const file = join(dir, 'contract.json')
     writeFileSync(file, JSON.stringify({ ...JSON.parse(saved), max_depth: 4 }))
     const set = await cli(['contract', 'set', file, '--json'], env)
@@ -199,8 +249,13 @@ describe('audit', () => {
   it('tails the last records as text and as NDJSON', async () => {
     await family()
     const text = await cli(['audit', 'tail', '-n', '3'], env)
-    expect(text.lines).toHaveLength(3)
-    expect(text.lines.at(-1)).toMatch(/^\s+\d+ \d\d:\d\d:\d\d\.\d{3} worker_registered/)
+    expect(text.lines).toHaveLength(4)
+    expect(text.lines[0]).toMatch(/^\s+SEQ TIME \(UTC\)\s+TYPE\s+CODE\s+WORKER\s+DATA$/)
+    expect(text.lines.at(-1)).toMatch(/^\s+\d+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z worker_registered/)
+    // The last three, in order, ending at the newest.
+    const seqs = text.lines.slice(1).map((line) => Number(line.trim().split(' ')[0]))
+    const head = (await op.listAudit({ order: 'desc', limit: 1 })).items[0]!.seq
+    expect(seqs).toEqual([head - 2, head - 1, head])
     const ndjson = await cli(['audit', 'tail', '-n', '2', '--json', '--type', 'worker_registered'], env)
     const records = ndjson.lines.map((line) => JSON.parse(line))
     expect(records).toHaveLength(2)
@@ -270,7 +325,7 @@ describe('the bin', () => {
   })
 
   it('serves the controller until SIGTERM (warden serve)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'warden-serve-'))
+    const dir = tempDir('warden-serve-')
     const serve = startBin(['serve'], { WARDEN_PORT: '0', WARDEN_HOST: '127.0.0.1', WARDEN_DB: join(dir, 'warden.db') })
     try {
       const [, url] = await serve.waitForLine(/Warden listening on (http:\/\/[^;]+);/, 30_000)

@@ -1,6 +1,6 @@
 // `warden demo` end to end with a small contract: as many workers as the contract allows, each its
 // own OS process, every one of them gone after the kill switch, and an audit chain that verifies.
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -27,8 +27,15 @@ const SMALL = contract({
   ],
 })
 
+const tempDirs: string[] = []
+afterAll(() => {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+})
+
 function contractFile(): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'warden-demo-test-')), 'contract.json')
+  const dir = mkdtempSync(join(tmpdir(), 'warden-demo-test-'))
+  tempDirs.push(dir)
+  const file = join(dir, 'contract.json')
   writeFileSync(file, JSON.stringify(SMALL))
   return file
 }

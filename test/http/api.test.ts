@@ -896,6 +896,32 @@ describe('audit', () => {
     expect(all.map((r) => r.seq)).toEqual(Array.from({ length: auditCount(storeOf(t.warden).db) }, (_, i) => i + 1))
   })
 
+  it('lists newest first with order=desc (the last decisions first), and pages back with before_seq', async () => {
+    const { t } = await history()
+    await send(t, 'POST', '/v1/kill-switch', { headers: t.op })
+    const total = auditCount(storeOf(t.warden).db)
+    const get = async (query: string) =>
+      (await send(t, 'GET', `/v1/audit?${query}`, { headers: t.op })).json<{ items: Record_[]; next_after_seq: number | null; next_before_seq: number | null }>()
+
+    const latest = await get('order=desc&limit=5')
+    expect(latest.items.map((r) => r.seq)).toEqual([total, total - 1, total - 2, total - 3, total - 4])
+    expect(latest.items[0]!.type).toBe('kill_switch_engaged')
+    expect(latest.next_after_seq).toBeNull()
+    expect(latest.next_before_seq).toBe(total - 4)
+
+    const seen: number[] = []
+    let before: number | null = null
+    for (;;) {
+      const page = await get(`order=desc&limit=3${before === null ? '' : `&before_seq=${before}`}`)
+      seen.push(...page.items.map((r) => r.seq))
+      if (page.next_before_seq === null) break
+      before = page.next_before_seq
+    }
+    expect(seen).toEqual(Array.from({ length: total }, (_, i) => total - i))
+    expect((await get('order=desc&type=worker_registered&limit=1')).items[0]!.type).toBe('worker_registered')
+    expect((await send(t, 'GET', '/v1/audit?order=newest', { headers: t.op })).statusCode).toBe(400)
+  })
+
   it('verifies the chain: ok with the record count and head hash, and finds an edited record', async () => {
     const { t } = await history()
     const res = await send(t, 'GET', '/v1/audit/verify', { headers: t.op })

@@ -10,8 +10,10 @@ export const auditRoutes: FastifyPluginAsyncZod<{ warden: Warden }> = async (app
     schema: {
       operationId: 'listAudit',
       tags: ['audit'],
-      summary: 'Audit records in order',
-      description: '`worker_id` matches records about the worker or naming it as parent. Page with `after_seq`.',
+      summary: 'Audit records, oldest first, or newest first with order=desc',
+      description:
+        '`worker_id` matches records about the worker or naming it as parent. Page oldest first with `after_seq`, ' +
+        'newest first (`order=desc`, e.g. the last 5 decisions) with `before_seq`.',
       security: operatorSecurity,
       querystring: AuditQuerySchema,
       response: { 200: AuditPageSchema.describe('One page of audit records'), ...problems(400, 401) },
