@@ -89,7 +89,7 @@ export const auditCommands: Command[] = [
         before = page.next_before_seq
         if (before === null) break
       }
-      let afterSeq = newest[0]?.seq ?? 0
+      const afterSeq = newest[0]?.seq ?? 0
       if (!ctx.json) ctx.out(header(ctx))
       newest.slice(0, count).reverse().forEach(print)
       if (!ctx.values.follow) return EXIT.ok
