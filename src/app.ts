@@ -143,6 +143,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
 
   metrics.observeState(warden.queries.summary)
+  metrics.observeSandboxes(() => warden.sandboxes.usageByState())
 
   await app.register(errorsPlugin)
   await app.register(authPlugin, { operatorToken: options.operatorToken, authentication: warden.authentication })

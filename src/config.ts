@@ -37,6 +37,14 @@ const ConfigSchema = z.object({
    * between commit and reply. 0, the default, turns it off.
    */
   WARDEN_TEST_REPLY_DELAY_MS: z.coerce.number().int().min(0).max(600_000).default(0),
+  /** Managed workers (SPEC §5): `process` insists, `none` declines, `auto` uses `process` where this host can enforce it. */
+  WARDEN_SANDBOX: z.enum(['auto', 'process', 'none']).default('auto'),
+  /** Per-sandbox work folders; default `sandboxes` beside the database. */
+  WARDEN_SANDBOX_DIR: z.string().min(1).optional(),
+  /** Processes and threads per sandbox. */
+  WARDEN_SANDBOX_PIDS_MAX: z.coerce.number().int().min(8).max(1_000_000).default(256),
+  /** Name of Warden's cgroup folder in each hierarchy (tests give each server its own). */
+  WARDEN_SANDBOX_CGROUP: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . -').default('warden'),
   WARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
@@ -59,6 +67,11 @@ export interface Secrets {
 /** The folder secrets live in: beside the database, or ./data for an in-memory one. */
 export function secretsDir(config: Config): string {
   return config.WARDEN_DB === ':memory:' ? resolve('data') : dirname(resolve(config.WARDEN_DB))
+}
+
+/** Where the sandboxes' work folders go: WARDEN_SANDBOX_DIR, or `sandboxes` beside the database. */
+export function sandboxDir(config: Config): string {
+  return config.WARDEN_SANDBOX_DIR !== undefined ? resolve(config.WARDEN_SANDBOX_DIR) : join(secretsDir(config), 'sandboxes')
 }
 
 export function loadSecrets(config: Config): Secrets {

@@ -17,11 +17,14 @@ import { createStore } from './store/index.js'
 import { logDecisions } from './decision-log.js'
 import { createLogger } from './logger.js'
 import { createReserve, isStorageFailure, noReserve } from './store/storage.js'
+import { chooseDriver, controllerSocket, describeDriver } from './sandbox-host.js'
 import { checkAddress, listenError, StartupError, step } from './startup.js'
 
 const LEASE_FLUSH_INTERVAL_MS = 100
 const LEASE_FLUSH_SLICE = 100
 const DRAIN_CUTOFF_MS = 5_000
+/** Sandbox usage is read (and OOM kills audited) this often. */
+const SANDBOX_POLL_INTERVAL_MS = 1_000
 /** Expired idempotency keys are swept this often, in slices small enough to keep the loop free. */
 const KEY_SWEEP_INTERVAL_MS = 60_000
 const KEY_SWEEP_SLICE = 500
@@ -45,11 +48,31 @@ export async function start(config: Config) {
     logger.warn({ file: reserve.file, bytes: reserve.bytes }, 'no room for the disk reserve yet; the kill switch may fail on a full disk until there is')
   }
   const store = createStore(db, metrics.auditRecorded, { reserve })
+  // Managed workers (SPEC §5): the socket sandboxes reach the API through, and the driver.
+  const socket = controllerSocket(config)
+  const driver = await chooseDriver(config, socket.path, logger)
+  const driverStatus = driver.status()
+  logger[driverStatus.available ? 'info' : 'warn']({ sandbox: driverStatus, socket: socket.path }, describeDriver(driverStatus))
   const warden = step(
     'database',
-    () => createWarden({ store, clock: systemClock, signer: createSigner(secrets.signingKey), contract }),
+    () =>
+      createWarden({
+        store,
+        clock: systemClock,
+        signer: createSigner(secrets.signingKey),
+        contract,
+        sandbox: driver,
+        report: (message, error) => logger.error({ err: error }, message),
+      }),
     config.WARDEN_DB,
   )
+  driver.onExit((exit) => {
+    try {
+      warden.sandboxes.ended(exit)
+    } catch (error) {
+      logger.error({ err: error, exit }, 'the end of a sandbox could not be recorded')
+    }
+  })
   // The address is checked before the controller starts (and says so), so a port in use is one
   // line and exit 2, not a start followed by a crash.
   // WARDEN_HOST=unix:/path serves on a Unix socket instead; a socket file left by a dead process is removed.
@@ -130,6 +153,16 @@ export async function start(config: Config) {
     sweepSlice()
   }, KEY_SWEEP_INTERVAL_MS)
 
+  // Usage of every live sandbox, read from its cgroup; an OOM kill inside one is audited.
+  const sandboxPoller = setInterval(() => {
+    try {
+      warden.sandboxes.poll()
+      failures.recovered('sandbox usage poll')
+    } catch (error) {
+      failures.failed('sandbox usage poll', error)
+    }
+  }, SANDBOX_POLL_INTERVAL_MS)
+
   if (config.WARDEN_TEST_REPLY_DELAY_MS > 0) {
     app.log.warn({ delay_ms: config.WARDEN_TEST_REPLY_DELAY_MS }, 'TEST HOOK: replies to keyed requests are held back after their decision commits')
     app.addHook('onSend', async (request) => {
@@ -149,9 +182,19 @@ export async function start(config: Config) {
     clearInterval(reaper)
     clearInterval(flusher)
     clearInterval(sweeper)
+    clearInterval(sandboxPoller)
     closed = true
     setTimeout(() => app.server.closeAllConnections(), DRAIN_CUTOFF_MS).unref()
-    await app.close()
+    await Promise.all([app.close(), socket.close()])
+    // No sandbox outlives its controller: their workers end `exited` (controller stopped), then
+    // every process is killed and every cgroup removed.
+    try {
+      const { exited } = warden.sandboxes.reconcile()
+      if (exited > 0) app.log.info({ exited }, 'managed workers ended with the controller')
+    } catch (error) {
+      app.log.error({ err: error }, 'managed workers could not be recorded as ended')
+    }
+    await driver.shutdown()
     try {
       warden.liveness.flushAllLeases()
     } catch (error) {
@@ -162,8 +205,10 @@ export async function start(config: Config) {
     app.log.info('closed')
   }
 
-  const resumed = step('resume', () => warden.liveness.resume({ pid: process.pid }), config.WARDEN_DB)
-  logger.info({ ...resumed, contract_version: warden.contracts.current().version }, 'controller started')
+  const resumed = step('resume', () => warden.liveness.resume({ pid: process.pid, sandbox_driver: driverStatus.driver }), config.WARDEN_DB)
+  // The sandboxes of the previous controller died with it (SPEC §5): their workers end `exited`.
+  const reconciled = step('resume', () => warden.sandboxes.reconcile(), config.WARDEN_DB)
+  logger.info({ ...resumed, managed_exited: reconciled.exited, contract_version: warden.contracts.current().version }, 'controller started')
   const killSwitch = warden.killSwitch.state()
   if (killSwitch.engaged) {
     logger.warn(
@@ -187,6 +232,12 @@ export async function start(config: Config) {
       ? listenError(error, config.WARDEN_HOST, config.WARDEN_PORT)
       : new StartupError(`cannot listen on ${config.WARDEN_HOST}: ${(error as Error).message}`, 'remove the file there, or set WARDEN_HOST to another unix:/path')
   }
+  try {
+    await socket.listen((req, res) => app.routing(req, res))
+  } catch (error) {
+    throw new StartupError(`cannot listen on the controller socket ${socket.path}: ${(error as Error).message}`, 'check that folder is writable by the controller')
+  }
+  app.log.info({ socket: socket.path }, 'sandboxes reach the API on this Unix socket')
   app.log.info(`Warden listening on ${address}; Swagger UI at ${address}/docs`)
   return { app, address, close, warden }
 }

@@ -4,6 +4,16 @@ import type { AuditEntry } from '../store/index.js'
 import type { TickResult } from '../domain/liveness.js'
 import type { Summary } from '../schemas/index.js'
 
+/** One sandbox state's count and summed usage. */
+export interface SandboxStateUsage {
+  state: string
+  sandboxes: number
+  cpu_seconds: number
+  memory_bytes: number
+  pids: number
+  oom_kills: number
+}
+
 export function createMetrics() {
   const registry = new Registry()
   // The standard names (process_cpu_seconds_total, nodejs_heap_size_used_bytes, ...) that stock
@@ -98,6 +108,37 @@ export function createMetrics() {
       gauge('warden_quota_max_replicas', 'max_replicas of the current contract', (s) => s.max_replicas)
       gauge('warden_contract_version', 'Version of the current contract', (s) => s.contract_version)
       gauge('warden_audit_head_seq', 'seq of the newest audit record', (s) => s.audit_head_seq)
+    },
+    /**
+     * Live sandboxes and their summed usage by sandbox state (SPEC §5), read at scrape time.
+     * Labelled by state only: a label per worker id would grow without bound.
+     */
+    observeSandboxes(usageByState: () => SandboxStateUsage[]): void {
+      const STATES = ['starting', 'running', 'frozen'] as const
+      let snapshot: Map<string, SandboxStateUsage> | undefined
+      const read = () => {
+        if (snapshot === undefined) {
+          snapshot = new Map(usageByState().map((entry) => [entry.state, entry]))
+          queueMicrotask(() => (snapshot = undefined))
+        }
+        return snapshot
+      }
+      const perState = (name: string, help: string, value: (entry: SandboxStateUsage) => number) =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['state'] as const,
+          registers: [registry],
+          collect() {
+            const current = read()
+            for (const state of STATES) this.set({ state }, current.has(state) ? value(current.get(state)!) : 0)
+          },
+        })
+      perState('warden_sandboxes', 'Live managed sandboxes by state', (e) => e.sandboxes)
+      perState('warden_sandbox_cpu_seconds', 'CPU time used by the live sandboxes, summed by state', (e) => e.cpu_seconds)
+      perState('warden_sandbox_memory_bytes', 'Memory in use by the live sandboxes, summed by state', (e) => e.memory_bytes)
+      perState('warden_sandbox_pids', 'Processes and threads in the live sandboxes, summed by state', (e) => e.pids)
+      perState('warden_sandbox_oom_kills', 'OOM kills inside the live sandboxes, summed by state', (e) => e.oom_kills)
     },
   }
 }

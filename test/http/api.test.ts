@@ -992,7 +992,10 @@ describe('system endpoints', () => {
     expect(health.json()).toEqual({ status: 'ok' })
     const ready = await send(t, 'GET', '/readyz')
     expect(ready.statusCode).toBe(200)
-    expect(ready.json()).toEqual({ status: 'ready' })
+    expect(ready.json()).toEqual({
+      status: 'ready',
+      sandbox: { driver: 'none', available: false, not_enforced: ['memory', 'cpu', 'pids', 'network', 'freeze', 'kill'], reason: 'no sandbox driver is configured' },
+    })
   })
 
   const scrape = async (app: FastifyInstance) => {

@@ -128,3 +128,24 @@ describe('GET /v1/sandbox-driver', () => {
     })
   })
 })
+
+describe('readiness and metrics', () => {
+  it('/readyz names the driver and what it does not enforce; /metrics has usage per sandbox state, no worker ids', async () => {
+    const fake = createFakeSandbox()
+    const t = await fresh(fake)
+    const ready = await t.app.inject(call('GET', '/readyz'))
+    expect(ready.json()).toEqual({ status: 'ready', sandbox: { driver: 'process', available: true, not_enforced: [], reason: null } })
+
+    const running = (await t.app.inject(call('POST', '/v1/sandboxes', { headers: t.op, body: { program: PROGRAM } }))).json<{ manifest: Manifest }>()
+    const frozen = (await t.app.inject(call('POST', '/v1/sandboxes', { headers: t.op, body: { program: PROGRAM } }))).json<{ manifest: Manifest }>()
+    await t.app.inject(call('POST', `/v1/workers/${frozen.manifest.worker_id}/quarantine`, { headers: t.op, body: { reason: 'look' } }))
+    await t.warden.sandboxes.settled(frozen.manifest.worker_id)
+    const text = (await t.app.inject(call('GET', '/metrics'))).body
+    expect(text).toContain('warden_sandboxes{state="running"} 1')
+    expect(text).toContain('warden_sandboxes{state="frozen"} 1')
+    expect(text).toContain('warden_sandboxes{state="starting"} 0')
+    expect(text).toContain(`warden_sandbox_memory_bytes{state="running"} ${1 << 20}`)
+    expect(text).toContain('warden_sandbox_pids{state="frozen"} 1')
+    expect(text).not.toContain(running.manifest.worker_id)
+  })
+})

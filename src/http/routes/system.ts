@@ -1,10 +1,18 @@
 // Health, readiness and metrics: open, for probes and scrapers.
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { ProblemSchema } from '../../schemas/index.js'
+import { ProblemSchema, type SandboxDriverStatus } from '../../schemas/index.js'
 import type { Queries } from '../../domain/queries.js'
 import type { Metrics } from '../metrics.js'
 import { sendProblem } from '../plugins/errors.js'
+
+/** What /readyz says about sandboxes: which driver, and what this host does not enforce (never silently). */
+const SandboxReadinessSchema = z.object({
+  driver: z.enum(['process', 'none']),
+  available: z.boolean().describe('false: POST /v1/sandboxes answers 503 sandbox_unavailable; external workers are served'),
+  not_enforced: z.array(z.enum(['memory', 'cpu', 'pids', 'network', 'freeze', 'kill'])),
+  reason: z.string().nullable(),
+})
 
 export const systemRoutes: FastifyPluginAsyncZod<{ queries: Queries; metrics: Metrics }> = async (app, { queries, metrics }) => {
   app.get('/healthz', {
@@ -19,13 +27,16 @@ export const systemRoutes: FastifyPluginAsyncZod<{ queries: Queries; metrics: Me
       summary: 'Database open, migrated and writable',
       description: 'Answers 503 `storage_unavailable` while writes to the database fail (e.g. a full disk).',
       response: {
-        200: z.object({ status: z.literal('ready') }).describe('The database is open, migrated and writable'),
+        200: z.object({ status: z.literal('ready'), sandbox: SandboxReadinessSchema }).describe('The database is open, migrated and writable; what the sandbox driver enforces'),
         503: ProblemSchema.describe('Database closed or not migrated (`service_unavailable`), or writes failing (`storage_unavailable`)'),
       },
     },
     handler: async (request, reply) => {
       const readiness = queries.readiness()
-      return readiness.ready ? { status: 'ready' as const } : sendProblem(reply, request, readiness.code, readiness.detail)
+      if (!readiness.ready) return sendProblem(reply, request, readiness.code, readiness.detail)
+      const status = queries.sandboxDriver()
+      const notEnforced = (Object.keys(status.enforces) as Array<keyof SandboxDriverStatus['enforces']>).filter((what) => !status.enforces[what])
+      return { status: 'ready' as const, sandbox: { driver: status.driver, available: status.available, not_enforced: notEnforced, reason: status.reason } }
     },
   })
 
