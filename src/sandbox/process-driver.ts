@@ -146,8 +146,15 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
       return Promise.reject(new Error(`controller socket ${options.controllerSocket} does not exist`))
     }
 
+    if (spec.program.command.length === 0) return Promise.reject(new Error('a sandbox needs a command'))
+
     const workDir = path.join(workRoot, workerId)
-    const plan = planCgroup(host, { ...names, worker: workerId }, spec.resources, options.pidsMax)
+    let plan: CgroupPlan
+    try {
+      plan = planCgroup(host, { ...names, worker: workerId }, spec.resources, options.pidsMax)
+    } catch (error) {
+      return Promise.reject(error)
+    }
     let logFd: number
     try {
       fs.mkdirSync(workDir, { recursive: true, mode: 0o700 })
@@ -169,11 +176,19 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
       statusFd: STATUS_FD,
       blockFd: BLOCK_FD,
     })
-    const child = spawn(argv[0] as string, argv.slice(1), {
-      env: sandboxEnv(spec, workDir),
-      stdio: ['ignore', logFd, logFd, 'pipe', 'pipe'],
-    })
-    fs.closeSync(logFd)
+    let child: ChildProcess
+    try {
+      child = spawn(argv[0] as string, argv.slice(1), {
+        env: sandboxEnv(spec, workDir),
+        stdio: ['ignore', logFd, logFd, 'pipe', 'pipe'],
+      })
+    } catch (error) {
+      // e.g. a NUL byte in an argument or a variable: nothing started
+      void removeDirs(plan.dirs)
+      return Promise.reject(new Error(`cannot start sandbox ${workerId}: ${String(error)}`))
+    } finally {
+      fs.closeSync(logFd)
+    }
 
     return new Promise((resolve, reject) => {
       let started = false

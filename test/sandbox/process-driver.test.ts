@@ -67,6 +67,18 @@ describe.skipIf(!canRunSandboxes)('process driver against a hostile program (roo
     await lab.driver.kill([worker_id])
   })
 
+  it('refuses a launch it cannot start without leaving a cgroup behind', async () => {
+    const base = lab.spec('escape').launch
+    const before = cgroupTops(lab.root).flatMap((top) => childCgroups(top).flatMap((ctl) => childCgroups(`${top}/${ctl}`)))
+    expect(before).toEqual([]) // the suite's earlier sandboxes all cleaned up after themselves
+    await expect(lab.driver.launch({ ...base, program: { command: [] } })).rejects.toThrow(/command/)
+    await expect(lab.driver.launch({ ...base, env: { BAD: 'nul\0byte' } })).rejects.toThrow(/cannot start/)
+    await expect(lab.driver.launch({ ...base, worker_id: '../escape' })).rejects.toThrow(/invalid worker id/)
+    const leaves = () => cgroupTops(lab.root).flatMap((top) => childCgroups(top).flatMap((ctl) => childCgroups(`${top}/${ctl}`)))
+    await waitFor('no leftover cgroup', async () => (leaves().filter((leaf) => !before.includes(leaf)).length === 0 ? true : undefined), 2000)
+    expect(lab.driver.usage(base.worker_id)).toBeNull()
+  })
+
   it('reports the exit code when the program ends by itself, once, after its last process', async () => {
     const worker_id = `t${randomBytes(8).toString('hex')}`
     await lab.driver.launch({
