@@ -18,6 +18,8 @@ export class CircuitBreaker {
   private openedAt = 0
   private probing = false
   private current: CircuitState = 'closed'
+  /** What the last transient failure was, so an open circuit can say why it opened. */
+  lastFailure: string | undefined
   private readonly now: () => number
 
   constructor(private readonly options: CircuitBreakerOptions) {
@@ -53,8 +55,9 @@ export class CircuitBreaker {
   }
 
   /** The call failed transiently: no answer, a timeout, or a 5xx. */
-  recordFailure(): void {
+  recordFailure(description?: string): void {
     this.failures += 1
+    if (description !== undefined) this.lastFailure = description
     const wasProbe = this.probing
     this.probing = false
     if (this.current === 'half_open' || wasProbe || (this.current === 'closed' && this.failures >= this.options.failureThreshold)) {

@@ -416,11 +416,16 @@ export class WardenClient {
     const given = call.options?.idempotencyKey
     if (given !== undefined && !IDEMPOTENCY_KEY.test(given)) throw new TypeError('idempotencyKey must be 1–128 visible ASCII characters')
     let key = call.keyed ? (given ?? randomUUID()) : undefined
+    // This call's own transport failure: when its retries open the circuit, that is the cause
+    // to report (connection refused, say), not `circuit_open`.
+    let cause: WardenError | undefined
     for (let attempt = 0; ; attempt++) {
       try {
         return (await this.attempt(call, path, key)) as T
       } catch (error) {
         if (!(error instanceof WardenError)) throw error
+        if (error.code === 'circuit_open' && cause !== undefined) throw cause
+        if (error.status === 0 && error.code !== 'circuit_open' && error.code !== 'aborted') cause = error
         let delay = policy === false ? null : retryDelay(error, attempt, call.idempotent || key !== undefined, policy, this.random)
         // A 429 was an answer: the controller recorded it under this key, so asking again after
         // Retry-After is a new decision and needs a new key (a key of the caller's own is kept,
@@ -455,7 +460,9 @@ export class WardenClient {
       const remaining = breaker.remainingCooldownMs
       throw new WardenError('circuit_open', {
         status: 0,
-        detail: `the circuit to ${this.origin} is open after repeated failures; next probe in ${remaining} ms`,
+        detail:
+          `the circuit to ${this.origin} is open after repeated failures` +
+          `${breaker.lastFailure === undefined ? '' : ` (last: ${breaker.lastFailure})`}; next probe in ${remaining} ms`,
         retry_after: Math.ceil(remaining / 1000),
         not_sent: true,
         ...where,
@@ -489,11 +496,11 @@ export class WardenClient {
     } catch (error) {
       const failure = this.transportError(error, where, timeout, call.options?.signal)
       if (failure.code === 'aborted') breaker?.release()
-      else breaker?.recordFailure()
+      else breaker?.recordFailure(failure.message)
       throw failure
     }
 
-    if (response.statusCode >= 500) breaker?.recordFailure()
+    if (response.statusCode >= 500) breaker?.recordFailure(`HTTP ${response.statusCode} from ${this.origin}`)
     else breaker?.recordSuccess()
 
     if (response.statusCode >= 200 && response.statusCode < 300) {

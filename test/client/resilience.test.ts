@@ -276,16 +276,24 @@ describe('across a real server stopped and restarted mid-run', () => {
     await api.close()
   })
 
-  it('a circuit opened inside one call stops its retries', async () => {
+  it('a circuit opened inside one call stops its retries, and the call reports the real cause, not circuit_open', async () => {
     server = await realServer()
+    let retries = 0
     const api = operatorClient(server.url, {
       retry: { retries: 10, baseDelayMs: 1, maxDelayMs: 2 },
       circuitBreaker: { failureThreshold: 2, cooldownMs: 60_000 },
+      onRetry: () => retries++,
     })
     await server.kill('SIGKILL')
     const error = await rejection(api.getKillSwitch())
-    expect(error.code).toBe('circuit_open')
+    expect(error.code).toBe('connection_failed')
+    expect(error.message).toMatch(/ECONNREFUSED/)
     expect(api.circuitState).toBe('open')
+    expect(retries).toBe(2)
+    // A later call fails fast, and still says why the circuit opened.
+    const fast = await rejection(api.getKillSwitch())
+    expect(fast.code).toBe('circuit_open')
+    expect(fast.detail).toMatch(/ECONNREFUSED/)
     await api.close()
   })
 })
