@@ -18,6 +18,11 @@ export interface BwrapPlanInput {
   allowExternal: boolean
   /** Host folders covered by an empty tmpfs inside (other sandboxes, the controller's data). */
   hidePaths: readonly string[]
+  /**
+   * Host paths that lie under the sandbox's private /tmp or /run but that the program needs
+   * (see exposedPaths): bound read-only at the same path, before hidePaths are applied.
+   */
+  exposePaths: readonly string[]
   command: readonly string[]
   /** The fd bubblewrap reports the sandbox's pid and exit code on. */
   statusFd: number
@@ -49,6 +54,7 @@ export function bwrapArgv(input: BwrapPlanInput): string[] {
     '--tmpfs', '/tmp',
     // /run holds the host's daemons' sockets (container runtimes, dbus): none of them inside.
     '--tmpfs', '/run',
+    ...input.exposePaths.flatMap((path) => ['--ro-bind', path, path]),
     ...input.hidePaths.flatMap((path) => ['--tmpfs', path]),
     '--bind', input.workDir, input.workDir,
     ...(input.controllerSocket === null ? [] : ['--bind', input.controllerSocket, SOCKET_INSIDE]),
@@ -60,6 +66,31 @@ export function bwrapArgv(input: BwrapPlanInput): string[] {
     ...input.command,
   ]
   return argv
+}
+
+/** Mount points that the sandbox gets empty and private, covering the host's. */
+export const PRIVATE_MOUNTS = ['/tmp', '/run'] as const
+
+const under = (path: string, folder: string) => path === folder || path.startsWith(`${folder}/`)
+
+/**
+ * What of the host's /tmp and /run a program still sees (read-only): the folder Warden is
+ * installed in (a worker imports its client from there) and, for each absolute path on the
+ * command line, its folder (a script's own modules sit beside it) — or the file alone when
+ * that folder is /tmp or /run itself. Without this a program kept under /tmp, as a clone in
+ * /tmp is, would not exist inside its sandbox. Pure: `exists` says what is on the host.
+ */
+export function exposedPaths(command: readonly string[], installRoot: string, exists: (path: string) => 'file' | 'dir' | null): string[] {
+  const wanted: string[] = []
+  for (const candidate of [installRoot, ...command.filter((arg) => arg.startsWith('/'))]) {
+    const kind = exists(candidate)
+    if (kind === null || !PRIVATE_MOUNTS.some((mount) => under(candidate, mount) && candidate !== mount)) continue
+    const folder = candidate.slice(0, candidate.lastIndexOf('/')) || '/'
+    const path = kind === 'dir' ? candidate : PRIVATE_MOUNTS.includes(folder as (typeof PRIVATE_MOUNTS)[number]) ? candidate : folder
+    if (!wanted.some((seen) => under(path, seen))) wanted.push(path)
+  }
+  // A folder already covering another makes the inner one redundant.
+  return wanted.filter((path) => !wanted.some((other) => other !== path && under(path, other)))
 }
 
 /**

@@ -5,7 +5,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { bwrapArgv, exitFromStatus, sandboxEnv } from './bwrap-plan.js'
+import { fileURLToPath } from 'node:url'
+import { bwrapArgv, exitFromStatus, exposedPaths, sandboxEnv } from './bwrap-plan.js'
 import {
   controllerDirs,
   enforcement,
@@ -57,6 +58,21 @@ const SIGNAL_NAMES: Record<number, string> = Object.fromEntries(
   Object.entries(os.constants.signals).map(([name, number]) => [number, name]),
 )
 const silentLog: DriverLog = { info: () => {}, warn: () => {} }
+
+/** The folder Warden runs from (its package.json's), from src/sandbox or dist/src/sandbox. */
+function installRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir)
+  return fs.realpathSync(dir)
+}
+
+function hostKind(target: string): 'file' | 'dir' | null {
+  try {
+    return fs.statSync(target).isDirectory() ? 'dir' : 'file'
+  } catch {
+    return null
+  }
+}
 
 interface Sandbox {
   workerId: string
@@ -172,6 +188,7 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
       controllerSocket: allowController ? options.controllerSocket : null,
       allowExternal: spec.resources.network_policy.allow_external,
       hidePaths,
+      exposePaths: exposedPaths(spec.program.command, installRoot(), hostKind),
       command: spec.program.command,
       statusFd: STATUS_FD,
       blockFd: BLOCK_FD,
@@ -553,6 +570,7 @@ function probeBwrap(bwrap: string): string | null {
       controllerSocket: null,
       allowExternal: false,
       hidePaths: [],
+      exposePaths: [],
       command: ['/bin/true'],
       statusFd: 1,
       blockFd: null,

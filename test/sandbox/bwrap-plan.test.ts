@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import {
   bwrapArgv,
   exitFromStatus,
+  exposedPaths,
   sandboxEnv,
   SOCKET_INSIDE,
   type BwrapPlanInput,
@@ -14,10 +15,52 @@ const input: BwrapPlanInput = {
   controllerSocket: '/var/lib/warden/warden.sock',
   allowExternal: false,
   hidePaths: ['/var/lib/warden/sandboxes', '/var/lib/warden'],
+  exposePaths: [],
   command: ['node', 'worker.mjs', '--flag'],
   statusFd: 3,
   blockFd: 4,
 }
+
+describe('exposedPaths', () => {
+  const host: Record<string, 'file' | 'dir'> = {
+    '/opt/warden': 'dir',
+    '/tmp/ci/warden': 'dir',
+    '/tmp/ci/warden/test/fixtures/worker.mjs': 'file',
+    '/tmp/loose.mjs': 'file',
+    '/tmp/lab': 'dir',
+    '/run/user/0/agent.mjs': 'file',
+    '/usr/bin/node': 'file',
+  }
+  const exists = (path: string) => host[path] ?? null
+
+  it('shows nothing extra when Warden and the program live outside /tmp and /run', () => {
+    expect(exposedPaths(['/usr/bin/node', '/opt/agent/run.mjs', '--x'], '/opt/warden', exists)).toEqual([])
+  })
+
+  it('keeps a clone under /tmp visible, once, with the programs inside it', () => {
+    expect(exposedPaths(['node', '/tmp/ci/warden/test/fixtures/worker.mjs'], '/tmp/ci/warden', exists)).toEqual(['/tmp/ci/warden'])
+  })
+
+  it("shows a script's folder, a named folder, or the file alone when it sits directly in /tmp or /run", () => {
+    expect(exposedPaths(['node', '/tmp/loose.mjs', '/tmp/lab', '/run/user/0/agent.mjs', '/tmp/missing.mjs'], '/opt/warden', exists)).toEqual([
+      '/tmp/loose.mjs',
+      '/tmp/lab',
+      '/run/user/0',
+    ])
+  })
+
+  it('never re-exposes /tmp or /run whole', () => {
+    expect(exposedPaths(['/tmp', '/run'], '/opt/warden', (path) => (path === '/tmp' || path === '/run' ? 'dir' : null))).toEqual([])
+  })
+
+  it('binds the exposed paths read-only after the private mounts and before the hidden folders', () => {
+    const argv = bwrapArgv({ ...input, exposePaths: ['/tmp/ci/warden'] })
+    const at = (flag: string, path: string) => argv.findIndex((arg, i) => arg === flag && argv[i + 1] === path)
+    expect(at('--ro-bind', '/tmp/ci/warden')).toBeGreaterThan(at('--tmpfs', '/tmp'))
+    expect(at('--ro-bind', '/tmp/ci/warden')).toBeLessThan(at('--tmpfs', '/var/lib/warden'))
+    expect(argv[at('--ro-bind', '/tmp/ci/warden') + 2]).toBe('/tmp/ci/warden')
+  })
+})
 
 describe('bwrapArgv', () => {
   it('isolates every namespace, drops every capability, shows the host read-only and the work folder writable', () => {
