@@ -26,6 +26,7 @@ import { generateToken, hashToken, newWorkerId } from '../src/domain/tokens.js'
 import type { WorkerStatus } from '../src/schemas/index.js'
 import { openDatabase } from '../src/store/db.js'
 import { createStore } from '../src/store/index.js'
+import { storeHooks } from '../src/domain/store-hooks.js'
 
 const { values } = parseArgs({
   options: {
@@ -59,7 +60,7 @@ const started = performance.now()
 const db = openDatabase(required('db'))
 // This connection only: a large page cache for the bulk insert (random worker ids in the unique index).
 db.pragma('cache_size = -1048576')
-const store = createStore(db)
+const store = createStore(db, storeHooks)
 const baseContract = { ...DEFAULT_CONTRACT, max_replicas: 10_000_000, cooldown_seconds: 0, expiration_seconds: null, max_depth: 3 }
 const signer = createSigner(Buffer.from(required('key'), 'utf8'))
 const warden = createWarden({

@@ -9,6 +9,7 @@ import { createWarden } from '../src/domain/index.js'
 import { createSigner } from '../src/domain/signing.js'
 import { openDatabase } from '../src/store/db.js'
 import { createStore } from '../src/store/index.js'
+import { storeHooks } from '../src/domain/store-hooks.js'
 
 const OUTPUT = resolve(import.meta.dirname, '..', 'openapi', 'openapi.json')
 
@@ -16,7 +17,7 @@ const OUTPUT = resolve(import.meta.dirname, '..', 'openapi', 'openapi.json')
 // token and key are placeholders that never serve a request.
 const db = openDatabase(':memory:')
 const warden = createWarden({
-  store: createStore(db),
+  store: createStore(db, storeHooks),
   clock: new ManualClock(),
   signer: createSigner(Buffer.alloc(32, 1)),
 })

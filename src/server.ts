@@ -14,6 +14,7 @@ import { createSigner } from './domain/signing.js'
 import { createMetrics } from './http/metrics.js'
 import { openDatabase } from './store/db.js'
 import { createStore } from './store/index.js'
+import { storeHooks } from './domain/store-hooks.js'
 import { logDecisions } from './decision-log.js'
 import { createLogger } from './logger.js'
 import { createReserve, isStorageFailure, noReserve } from './store/storage.js'
@@ -47,7 +48,7 @@ export async function start(config: Config) {
   if (reserve !== noReserve && !reserve.restore()) {
     logger.warn({ file: reserve.file, bytes: reserve.bytes }, 'no room for the disk reserve yet; the kill switch may fail on a full disk until there is')
   }
-  const store = createStore(db, metrics.auditRecorded, { reserve })
+  const store = createStore(db, { ...storeHooks, onAudit: metrics.auditRecorded, reserve })
   // Managed workers (SPEC §5): the socket sandboxes reach the API through, and the driver.
   const socket = controllerSocket(config)
   const driver = await chooseDriver(config, socket.path, logger)

@@ -21,7 +21,3 @@ export interface DomainDeps {
   /** Where failures of background work (driver calls) are reported. */
   report?: (message: string, error: unknown) => void
 }
-
-export const operatorActor = 'operator'
-export const controllerActor = 'controller'
-export const workerActor = (workerId: string): string => `worker:${workerId}`

@@ -3,7 +3,7 @@ import type { Contract } from '../schemas/index.js'
 import type { Store } from '../store/index.js'
 import { iso, type Clock } from './clock.js'
 import { compileContract, contractView, DEFAULT_CONTRACT, parseContractInput, type CompiledContract } from './contract.js'
-import { operatorActor } from './context.js'
+import { operatorActor } from './actors.js'
 
 export interface ContractService {
   current(): CompiledContract

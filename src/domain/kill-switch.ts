@@ -4,7 +4,8 @@
 // survives restarts.
 import type { KillSwitchEngaged, KillSwitchState } from '../schemas/index.js'
 import { iso, isoOrNull } from './clock.js'
-import { operatorActor, type DomainDeps } from './context.js'
+import { operatorActor } from './actors.js'
+import { type DomainDeps } from './context.js'
 
 export function createKillSwitch(deps: Pick<DomainDeps, 'store' | 'clock' | 'sandbox' | 'leases'>) {
   const { store, clock, sandbox, leases } = deps

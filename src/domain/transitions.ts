@@ -5,7 +5,8 @@
 import type { AuditType, KillResult, TerminationReason, WorkerStatus, WorkerView } from '../schemas/index.js'
 import type { WorkerRow } from '../store/workers.js'
 import { iso } from './clock.js'
-import { controllerActor, operatorActor, workerActor, type DomainDeps } from './context.js'
+import { controllerActor, operatorActor, workerActor } from './actors.js'
+import { type DomainDeps } from './context.js'
 import { DomainError } from './errors.js'
 import { workerView } from './views.js'
 

@@ -1,6 +1,5 @@
 // SQL for the audit table. Appending links each record to the one before it.
 import type { AuditQuery, AuditRecord, AuditType } from '../schemas/index.js'
-import { recordHash } from '../domain/audit-chain.js'
 import type { Db } from './db.js'
 
 export interface AuditEntry {
@@ -18,7 +17,10 @@ interface AuditRow extends Omit<AuditRecord, 'data'> {
 
 const fromRow = (row: AuditRow): AuditRecord => ({ ...row, data: JSON.parse(row.data) })
 
-export function createAuditRepository(db: Db, onAppend: (entry: AuditEntry) => void = () => {}) {
+/** The chain's hash of a record, given by the domain (audit-chain.ts). */
+export type RecordHash = (record: Omit<AuditRecord, 'hash'>) => string
+
+export function createAuditRepository(db: Db, recordHash: RecordHash, onAppend: (entry: AuditEntry) => void = () => {}) {
   const head = db.prepare<[], { seq: number; hash: string }>(`SELECT seq, hash FROM audit_head WHERE id = 1`)
   const moveHead = db.prepare(`UPDATE audit_head SET seq = @seq, hash = @hash WHERE id = 1`)
   const insert = db.prepare(`

@@ -1,19 +1,26 @@
 // The repositories of one database, and the transaction that binds a decision to its audit record.
-import { createAuditRepository, type AuditEntry } from './audit.js'
-import { DomainError } from '../domain/errors.js'
+import { createAuditRepository, type AuditEntry, type RecordHash } from './audit.js'
+import { createContractRepository } from './contracts.js'
+import { createControllerStateRepository } from './controller-state.js'
 import type { Db } from './db.js'
 import { createIdempotencyRepository } from './idempotency.js'
+import { createKillSwitchRepository } from './kill-switch.js'
 import { createManifestRepository } from './manifests.js'
-import {
-  createContractRepository,
-  createControllerStateRepository,
-  createKillSwitchRepository,
-} from './singletons.js'
 import { createStorageHealth, isStorageFailure, noReserve, type Reserve } from './storage.js'
 import { createSandboxRepository } from './sandboxes.js'
 import { createWorkerRepository } from './workers.js'
 
-export interface StoreOptions {
+/** What the store needs from the rules above it, handed in so the store imports nothing from them. */
+export interface StoreHooks {
+  /** The audit chain's hash of a record (SPEC §2.9). */
+  recordHash: RecordHash
+  /** The error a failing write becomes (the domain's storage_unavailable, a 503). */
+  storageError: (detail: string) => Error
+}
+
+export interface StoreOptions extends StoreHooks {
+  /** Called for each audit record appended (metrics). */
+  onAudit?: (entry: AuditEntry) => void
   /** Space kept for the decisions that must commit on a full disk. */
   reserve?: Reserve
 }
@@ -26,7 +33,8 @@ export interface TransactionOptions {
   critical?: boolean
 }
 
-export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void, options: StoreOptions = {}) {
+export function createStore(db: Db, options: StoreOptions) {
+  const { onAudit } = options
   let afterCommit: Array<() => void> | null = null
   const health = createStorageHealth()
   const reserve = options.reserve ?? noReserve
@@ -41,7 +49,7 @@ export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void, optio
       if (!isStorageFailure(error)) throw error
       health.failed(error)
       if (critical && reserve.release()) return write(run, false)
-      throw new DomainError('storage_unavailable', `the database cannot be written (${error.code}); free disk space or fix the storage`)
+      throw options.storageError(`the database cannot be written (${error.code}); free disk space or fix the storage`)
     }
   }
 
@@ -52,7 +60,7 @@ export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void, optio
     const seq = audit.head().seq
     for (const listener of headListeners) listener(seq)
   }
-  const audit = createAuditRepository(db, (entry) => {
+  const audit = createAuditRepository(db, options.recordHash, (entry) => {
     onAudit?.(entry)
     // One notice per transaction, after it commits (the first append queues it).
     if (headListeners.size > 0 && !headNotice) {
@@ -126,4 +134,4 @@ export function createStore(db: Db, onAudit?: (entry: AuditEntry) => void, optio
 }
 
 export type Store = ReturnType<typeof createStore>
-export type { AuditEntry }
+export type { AuditEntry, RecordHash }

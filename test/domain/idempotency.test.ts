@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import { DomainError } from '../../src/domain/errors.js'
 import { IDEMPOTENCY_WINDOW_MS, idempotencyScope, requestDigest } from '../../src/domain/idempotency.js'
-import { operatorActor } from '../../src/domain/context.js'
+import { operatorActor } from '../../src/domain/actors.js'
 import { auditHead, expectDomainError, wardenPerTest } from './support.js'
 import { storeOf } from '../helpers/harness.js'
 

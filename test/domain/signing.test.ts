@@ -11,6 +11,7 @@ import { canonicalJson, createSigner, keyIdFor } from '../../src/domain/signing.
 import { ManifestSchema, type Manifest } from '../../src/schemas/index.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
+import { storeHooks } from '../../src/domain/store-hooks.js'
 import { createTestWarden, registerRoot, SIGNING_KEY, type TestWarden, storeOf, clockOf, buildWarden } from '../helpers/harness.js'
 import { auditRecords, expectDomainError, lastAudit, manifestStatus, SECOND, tableCount, worker } from './support.js'
 
@@ -184,12 +185,12 @@ describe('keys', () => {
     const db = openDatabase(':memory:')
     open.push(db)
     const contract = { ...DEFAULT_CONTRACT, cooldown_seconds: 0 }
-    const before = buildWarden({ store: createStore(db), clock, signer: createSigner(OLD_KEY), contract })
+    const before = buildWarden({ store: createStore(db, storeHooks), clock, signer: createSigner(OLD_KEY), contract })
     before.liveness.resume()
     const oldManifest = before.admission.issueRoot({})
     expect(oldManifest.key_id).toBe(keyIdFor(OLD_KEY))
 
-    const after = buildWarden({ store: createStore(db), clock, signer: createSigner(SIGNING_KEY, [OLD_KEY]), contract })
+    const after = buildWarden({ store: createStore(db, storeHooks), clock, signer: createSigner(SIGNING_KEY, [OLD_KEY]), contract })
     expect(after.admission.register(oldManifest).worker.key_id).toBe(keyIdFor(OLD_KEY))
     const newManifest = after.admission.issueRoot({})
     expect(newManifest.key_id).toBe(keyIdFor(SIGNING_KEY))

@@ -10,6 +10,7 @@ import { createSigner } from '../../src/domain/signing.js'
 import type { ContractInput, Manifest } from '../../src/schemas/index.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore, type Store } from '../../src/store/index.js'
+import { storeHooks } from '../../src/domain/store-hooks.js'
 
 export const OPERATOR_TOKEN = 'test-operator-token-0123456789abcdef'
 export const SIGNING_KEY = Buffer.from('test-signing-key-0123456789abcdef0123456789', 'utf8')
@@ -57,7 +58,7 @@ export function createTestWarden(
 ): TestWarden {
   const db = openDatabase(file)
   const warden = buildWarden({
-    store: createStore(db),
+    store: createStore(db, storeHooks),
     clock,
     signer: createSigner(SIGNING_KEY),
     contract: { ...DEFAULT_CONTRACT, cooldown_seconds: 0, ...overrides },

@@ -11,6 +11,7 @@ import { createMetrics } from '../../src/http/metrics.js'
 import type { ContractInput, Manifest } from '../../src/schemas/index.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
+import { storeHooks } from '../../src/domain/store-hooks.js'
 import { createTestApp, OPERATOR_TOKEN, registerChild, registerRoot, SIGNING_KEY, type TestApp, storeOf, buildWarden } from '../helpers/harness.js'
 import { auditCount, auditHead, bearer, call, dbSnapshot, expectProblem, SPEC_ROUTES, urlOf, type Method } from './support.js'
 
@@ -36,7 +37,7 @@ async function serverLikeApp(options: { registerRateLimit?: number } = {}) {
   const metrics = createMetrics()
   const db = openDatabase(':memory:')
   const warden = buildWarden({
-    store: createStore(db, metrics.auditRecorded),
+    store: createStore(db, { ...storeHooks, onAudit: metrics.auditRecorded }),
     clock: new ManualClock(),
     signer: createSigner(SIGNING_KEY),
     contract: { ...DEFAULT_CONTRACT, cooldown_seconds: 0 },

@@ -10,6 +10,7 @@ import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
 import { createSigner } from '../../src/domain/signing.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
+import { storeHooks } from '../../src/domain/store-hooks.js'
 import { SIGNING_KEY, buildWarden } from '../helpers/harness.js'
 
 const MIGRATIONS = resolve(import.meta.dirname, '..', '..', 'migrations')
@@ -88,7 +89,7 @@ describe('migrations', () => {
       expect(bytes, path).not.toContain(manifest.signature)
     }
 
-    const warden = buildWarden({ store: createStore(db), clock: new ManualClock(now + 1000), signer, contract: DEFAULT_CONTRACT })
+    const warden = buildWarden({ store: createStore(db, storeHooks), clock: new ManualClock(now + 1000), signer, contract: DEFAULT_CONTRACT })
     warden.liveness.resume()
     expect(warden.admission.register(manifest).worker.worker_id).toBe(manifest.worker_id)
     db.close()
