@@ -1,12 +1,13 @@
 // Bearer tokens: random, shown once, stored and compared only as SHA-256 digests.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto'
 
 export function generateToken(): string {
   return randomBytes(32).toString('base64url')
 }
 
+/** One-shot: no Hash object per call (this runs on every authenticated request). */
 export function hashToken(token: string): Buffer {
-  return createHash('sha256').update(token, 'utf8').digest()
+  return hash('sha256', token, 'buffer')
 }
 
 /** Constant-time: both sides are fixed-length digests, whatever the caller sent. */

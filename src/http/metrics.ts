@@ -26,11 +26,17 @@ export function createMetrics() {
     labelNames: ['type', 'code'] as const,
     registers: [registry],
   })
-  const heartbeats = new Counter({
+  // Heartbeats are counted in plain numbers (the hot path) and handed to the counter at scrape time.
+  const heartbeatCounts = new Map<string, number>()
+  new Counter({
     name: 'warden_heartbeats_total',
     help: 'Heartbeats answered, by directive',
     labelNames: ['directive'] as const,
     registers: [registry],
+    collect() {
+      this.reset()
+      for (const [directive, n] of heartbeatCounts) this.inc({ directive }, n)
+    },
   })
   const reaperRuns = new Counter({ name: 'warden_reaper_runs_total', help: 'Reaper ticks', registers: [registry] })
   const reaperDuration = new Histogram({
@@ -59,7 +65,7 @@ export function createMetrics() {
       decisions.inc({ type: entry.type, code: entry.code ?? '' })
     },
     heartbeat(directive: string): void {
-      heartbeats.inc({ directive })
+      heartbeatCounts.set(directive, (heartbeatCounts.get(directive) ?? 0) + 1)
     },
     reaperTick(seconds: number, result: TickResult): void {
       reaperRuns.inc()

@@ -1,18 +1,24 @@
 // The HTTP side of SPEC §2.8: reads the bearer token and hands it to domain/authentication.ts.
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import fp from 'fastify-plugin'
 import { operatorAuthenticator, type Authentication } from '../../domain/authentication.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    requireOperator: (request: FastifyRequest) => Promise<void>
-    requireWorker: (request: FastifyRequest) => Promise<void>
+    requireOperator: AuthHook
+    requireWorker: AuthHook
   }
   interface FastifyRequest {
     /** The worker whose lease token authenticated this request. */
     worker: { worker_id: string } | null
   }
 }
+
+/**
+ * An onRequest hook in callback style: it runs on every authenticated request, and an async hook
+ * costs a promise and a microtask turn each time. A throw is caught by Fastify and answered.
+ */
+type AuthHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
 
 export function bearerToken(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
@@ -30,12 +36,15 @@ export const authPlugin = fp(async function auth(app: FastifyInstance, options: 
   const checkOperator = operatorAuthenticator(options.operatorToken)
   app.decorateRequest('worker', null)
 
-  app.decorate('requireOperator', async (request: FastifyRequest) => {
+  const requireOperator: AuthHook = (request, _reply, done) => {
     checkOperator(bearerToken(request))
-  })
-
-  app.decorate('requireWorker', async (request: FastifyRequest) => {
+    done()
+  }
+  const requireWorker: AuthHook = (request, _reply, done) => {
     const { id } = request.params as { id: string }
     request.worker = options.authentication.worker(id, bearerToken(request))
-  })
+    done()
+  }
+  app.decorate('requireOperator', requireOperator)
+  app.decorate('requireWorker', requireWorker)
 })

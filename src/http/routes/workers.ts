@@ -17,6 +17,7 @@ import {
   WorkerViewSchema,
   LIMITS,
 } from '../../schemas/index.js'
+import { heartbeatCompilers } from '../heartbeat-wire.js'
 import type { Metrics } from '../metrics.js'
 import { IdempotencyHeadersSchema, operatorSecurity, problems, WorkerParamsSchema, workerSecurity } from '../schemas.js'
 
@@ -53,8 +54,11 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       body: HeartbeatRequestSchema.optional(),
       response: { 200: HeartbeatResponseSchema.describe('Lease renewed; `directive` says what to do'), ...problems(400, 401, 404, 410, 413, 415) },
     },
-    onResponse: async (_request, reply) => {
-      if (reply.statusCode === 410) metrics.heartbeat('terminate')
+    ...heartbeatCompilers(app),
+    // Counted once: answers here, a terminated worker's 410 when its error is thrown.
+    onError: (_request, _reply, error, done) => {
+      if ((error as { code?: unknown }).code === 'worker_terminated') metrics.heartbeat('terminate')
+      done()
     },
     handler: async (request) => {
       const answer = warden.liveness.heartbeat(request.params.id)
