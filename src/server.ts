@@ -21,8 +21,10 @@ import { createReserve, isStorageFailure, noReserve } from './store/storage.js'
 import { chooseDriver, controllerSocket, describeDriver } from './sandbox-host.js'
 import { checkAddress, listenError, StartupError, step } from './startup.js'
 
-const LEASE_FLUSH_INTERVAL_MS = 100
-const LEASE_FLUSH_SLICE = 100
+// Renewals reach the database within ~0.3 s (SPEC §2.10 allows 1 s). Larger, rarer slices write
+// each page of the narrow lease table once for many renewals instead of once for a few.
+const LEASE_FLUSH_INTERVAL_MS = 250
+const LEASE_FLUSH_SLICE = 1000
 const DRAIN_CUTOFF_MS = 5_000
 /** Sandbox usage is read (and OOM kills audited) this often. */
 const SANDBOX_POLL_INTERVAL_MS = 1_000
@@ -174,8 +176,9 @@ export async function start(config: Config) {
   // Draining: answers already being written tell keep-alive clients to hang up, so close() is not
   // held open by their idle sockets; whatever still lingers after a while is cut.
   let draining = false
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (draining) reply.header('connection', 'close')
+    done(null, payload)
   })
 
   const close = async () => {

@@ -53,6 +53,10 @@ export function createStore(db: Db, options: StoreOptions) {
     }
   }
 
+  // Prepared once: the lease flusher switches to lazy commits and back several times a second.
+  const lazySync = db.prepare('PRAGMA synchronous = NORMAL')
+  const fullSync = db.prepare('PRAGMA synchronous = FULL')
+
   const headListeners = new Set<(seq: number) => void>()
   let headNotice = false
   const noticeHead = () => {
@@ -119,11 +123,11 @@ export function createStore(db: Db, options: StoreOptions) {
      */
     lazyTransaction<T>(fn: () => T): T {
       return write(() => {
-        db.pragma('synchronous = NORMAL')
+        lazySync.run()
         try {
           return db.transaction(fn).immediate()
         } finally {
-          db.pragma('synchronous = FULL')
+          fullSync.run()
         }
       })
     },

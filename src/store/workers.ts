@@ -47,6 +47,13 @@ export interface TreeNode {
 }
 
 const LIVE = `status IN ('active', 'quarantined')`
+/** A worker with its lease: the hot copy in `leases` while it is live, the final one after (migration 0009). */
+const WITH_LEASE = `SELECT w.*, coalesce(l.lease_expires_at, w.lease_expires_at) AS lease_expires_at,
+  coalesce(l.last_heartbeat_at, w.last_heartbeat_at) AS last_heartbeat_at
+  FROM workers w LEFT JOIN leases l ON l.worker_id = w.worker_id`
+/** Takes the hot lease back into the workers row of a worker that is ending. */
+const FINAL_LEASE = `lease_expires_at = coalesce((SELECT l.lease_expires_at FROM leases l WHERE l.worker_id = workers.worker_id), lease_expires_at),
+  last_heartbeat_at = coalesce((SELECT l.last_heartbeat_at FROM leases l WHERE l.worker_id = workers.worker_id), last_heartbeat_at)`
 
 export function createWorkerRepository(db: Db) {
   const insert = db.prepare(`
@@ -54,30 +61,32 @@ export function createWorkerRepository(db: Db) {
       key_id, issued_at, registered_at, lease_expires_at, expires_at)
     VALUES (@worker_id, @parent_id, @depth, @status, @reason, @lease_token_hash, @resources, @state_snapshot,
       @key_id, @issued_at, @registered_at, @lease_expires_at, @expires_at)`)
-  const get = db.prepare<[string], WorkerRow>(`SELECT * FROM workers WHERE worker_id = ?`)
+  const get = db.prepare<[string], WorkerRow>(`${WITH_LEASE} WHERE w.worker_id = ?`)
   const countLive = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM workers WHERE ${LIVE}`)
   const countChildren = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM workers WHERE parent_id = ?`)
   const setStatus = db.prepare(`UPDATE workers SET status = @status, reason = @reason WHERE worker_id = @worker_id`)
   const terminate = db.prepare(`
-    UPDATE workers SET status = @status, reason = @reason, ended_at = @at WHERE worker_id = @worker_id AND ${LIVE}`)
+    UPDATE workers SET status = @status, reason = @reason, ended_at = @at, ${FINAL_LEASE}
+    WHERE worker_id = @worker_id AND ${LIVE}`)
   const terminateAllLive = db
     .prepare<[{ reason: string; at: number }], string>(`
     UPDATE workers SET status = 'killed', reason = @reason, ended_at = @at WHERE ${LIVE} RETURNING worker_id`)
     .pluck()
+  // Only the narrow hot row: a worker that ended meanwhile has none, and keeps its final lease.
+  const clearLeases = db.prepare(`DELETE FROM leases`)
   const renewLease = db.prepare(`
-    UPDATE workers SET lease_expires_at = @lease_expires_at, last_heartbeat_at = @last_heartbeat_at
-    WHERE worker_id = @worker_id AND ${LIVE}`)
+    UPDATE leases SET lease_expires_at = @lease_expires_at, last_heartbeat_at = @last_heartbeat_at WHERE worker_id = @worker_id`)
   const tokenHash = db.prepare<[string], Buffer>(`SELECT lease_token_hash FROM workers WHERE worker_id = ?`).pluck()
   const setTokenHash = db.prepare(`UPDATE workers SET lease_token_hash = @hash WHERE worker_id = @worker_id`)
   const live = db.prepare<[], LiveLeaseRow>(`
-    SELECT worker_id, status, lease_token_hash, lease_expires_at, expires_at, last_heartbeat_at FROM workers WHERE ${LIVE}`)
+    SELECT worker_id, status, lease_token_hash, lease_expires_at, expires_at, last_heartbeat_at FROM leases`)
   const recordSpawn = db.prepare(`UPDATE workers SET last_spawn_at = @at WHERE worker_id = @worker_id`)
   const dueLease = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
-    SELECT worker_id, parent_id FROM workers INDEXED BY workers_live_lease
-    WHERE ${LIVE} AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?`)
+    SELECT l.worker_id, w.parent_id FROM leases l INDEXED BY leases_due JOIN workers w ON w.worker_id = l.worker_id
+    WHERE l.lease_expires_at <= ? ORDER BY l.lease_expires_at LIMIT ?`)
   const dueLifetime = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
-    SELECT worker_id, parent_id FROM workers INDEXED BY workers_live_expiry
-    WHERE ${LIVE} AND expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at LIMIT ?`)
+    SELECT l.worker_id, w.parent_id FROM leases l INDEXED BY leases_lifetime JOIN workers w ON w.worker_id = l.worker_id
+    WHERE l.expires_at IS NOT NULL AND l.expires_at <= ? ORDER BY l.expires_at LIMIT ?`)
   const liveDescendants = db.prepare<[string], { worker_id: string; parent_id: string | null }>(`
     WITH RECURSIVE tree(worker_id) AS (
       SELECT worker_id FROM workers WHERE parent_id = ?
@@ -93,8 +102,7 @@ export function createWorkerRepository(db: Db) {
     )
     SELECT w.worker_id, w.parent_id, w.depth, w.status FROM tree JOIN workers w USING (worker_id)
     ORDER BY tree.level, w.seq LIMIT ?`)
-  const shiftLeases = db.prepare(`
-    UPDATE workers SET lease_expires_at = max(lease_expires_at + @downtime, @floor) WHERE ${LIVE}`)
+  const shiftLeases = db.prepare(`UPDATE leases SET lease_expires_at = max(lease_expires_at + @downtime, @floor)`)
 
   return {
     insert(worker: NewWorker): void {
@@ -117,8 +125,13 @@ export function createWorkerRepository(db: Db) {
     terminate(workerId: string, status: WorkerStatus, reason: string, at: number): boolean {
       return terminate.run({ worker_id: workerId, status, reason, at }).changes === 1
     },
-    /** Kills every live worker in one statement; the ids killed. */
+    /**
+     * Kills every live worker in one statement; the ids killed. The hot rows go first, all at
+     * once (a worker's final lease is not copied back here: one lookup per row would double the
+     * kill switch's time at a hundred thousand workers).
+     */
     killAllLive(reason: string, at: number): string[] {
+      clearLeases.run()
       return terminateAllLive.all({ reason, at })
     },
     /** Writes a lease renewal; a worker that ended meanwhile keeps its final lease. */
@@ -166,7 +179,7 @@ export function createWorkerRepository(db: Db) {
       if (filter.status !== undefined) where.push('status = @status')
       if (filter.parent_id !== undefined) where.push('parent_id = @parent_id')
       if (filter.depth !== undefined) where.push('depth = @depth')
-      const sql = `SELECT * FROM workers WHERE ${where.join(' AND ')} ORDER BY seq LIMIT @limit`
+      const sql = `${WITH_LEASE} WHERE ${where.map((condition) => `w.${condition}`).join(' AND ')} ORDER BY w.seq LIMIT @limit`
       return db.prepare<[WorkerFilter], WorkerRow>(sql).all(filter)
     },
     /** After a restart: leases keep what they had left at the last tick, and at least `floor`. */

@@ -1,6 +1,7 @@
 // SPEC §2.4 authenticity: only a manifest signed by a key Warden holds registers, at most once,
 // and never after expires_at. Changing any byte of any signed field must make registration fail.
 import { createHmac } from 'node:crypto'
+import canonicalize from 'canonicalize'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/domain/clock.js'
@@ -236,6 +237,23 @@ describe('canonical JSON', () => {
       }),
       { numRuns: 300 },
     )
+  })
+
+  it('writes exactly what the canonicalize library writes (RFC 8785), for any JSON value', () => {
+    const value = fc.oneof(
+      fc.jsonValue(),
+      fc.array(fc.string(), { maxLength: 50 }),
+      fc.dictionary(fc.string(), fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constant(undefined), fc.date({ noInvalidDate: true }))),
+      fc.array(fc.oneof(fc.jsonValue({ maxDepth: 1 }), fc.constant(undefined))),
+    )
+    fc.assert(
+      fc.property(value, (v) => {
+        expect(canonicalJson(v)).toBe(canonicalize(v))
+      }),
+      { numRuns: 2000 },
+    )
+    expect(() => canonicalJson({ a: Number.NaN })).toThrow()
+    expect(() => canonicalJson(undefined)).toThrow()
   })
 
   it('registers a manifest whose keys arrive in another order, nested ones included', () => {

@@ -79,10 +79,11 @@ export function jsonBody(payload: unknown): Pick<InjectOptions, 'headers' | 'pay
 
 /** Every row of every table, in storage order: equal snapshots mean nothing changed at all. */
 export function dbSnapshot(db: Db): Record<string, unknown[]> {
-  const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).all() as Array<{
-    name: string
-  }>
-  return Object.fromEntries(tables.map(({ name }) => [name, db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).all()]))
+  const tables = db
+    .prepare(`SELECT name, wr FROM pragma_table_list WHERE schema = 'main' AND type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+    .all() as Array<{ name: string; wr: number }>
+  // A WITHOUT ROWID table (wr = 1) has no rowid; a plain scan walks it in primary-key order.
+  return Object.fromEntries(tables.map(({ name, wr }) => [name, db.prepare(`SELECT * FROM "${name}"${wr ? '' : ' ORDER BY rowid'}`).all()]))
 }
 
 export function auditCount(db: Db): number {

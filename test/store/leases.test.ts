@@ -1,0 +1,85 @@
+// Migration 0009: the hot lease of a live worker lives in the narrow `leases` table. A row exists
+// exactly while its worker is live, whatever ends it; renewals, the restart shift and the reaper's
+// scans use it; a worker that ends keeps its final lease in its workers row.
+import { afterEach, describe, expect, it } from 'vitest'
+import { createTestWarden, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { SECOND, WAYS_TO_END } from '../domain/support.js'
+
+const open: TestWarden[] = []
+afterEach(() => {
+  for (const t of open.splice(0)) t.close()
+})
+function setup(): TestWarden {
+  const t = createTestWarden({ heartbeat_timeout_seconds: 30, expiration_seconds: 40, max_replicas: 100 })
+  open.push(t)
+  return t
+}
+
+type LeaseRow = { worker_id: string; status: string; lease_token_hash: Buffer; lease_expires_at: number; last_heartbeat_at: number | null; expires_at: number | null }
+const leaseRows = (t: TestWarden): LeaseRow[] => t.warden.store.db.prepare(`SELECT * FROM leases ORDER BY worker_id`).all() as LeaseRow[]
+const liveIds = (t: TestWarden): string[] =>
+  (t.warden.store.db.prepare(`SELECT worker_id FROM workers WHERE status IN ('active', 'quarantined') ORDER BY worker_id`).pluck().all() as string[])
+
+describe('leases (hot table)', () => {
+  it('holds a row for each live worker, with its status, token hash and lifetime, and none for the others', () => {
+    const t = setup()
+    const ids = [registerRoot(t.warden).id, registerRoot(t.warden).id, registerRoot(t.warden).id]
+    t.warden.transitions.quarantine(ids[1]!, 'look')
+    t.warden.transitions.deregister(ids[2]!, 'done')
+    const rows = leaseRows(t)
+    expect(rows.map((r) => r.worker_id)).toEqual(liveIds(t))
+    for (const row of rows) {
+      const worker = t.warden.store.db.prepare(`SELECT * FROM workers WHERE worker_id = ?`).get(row.worker_id) as LeaseRow
+      expect(row).toMatchObject({ status: worker.status, expires_at: worker.expires_at })
+      expect(row.lease_token_hash.equals(worker.lease_token_hash)).toBe(true)
+    }
+    t.warden.transitions.release(ids[1]!)
+    expect(leaseRows(t).find((r) => r.worker_id === ids[1])?.status).toBe('active')
+  })
+
+  for (const [reason, end] of WAYS_TO_END) {
+    it(`drops the row of a worker ended by ${reason}, and the book loaded from it at start holds only live workers`, () => {
+      const t = setup()
+      const { id } = registerRoot(t.warden)
+      registerRoot(t.warden)
+      end(t, id)
+      expect(leaseRows(t).some((r) => r.worker_id === id)).toBe(false)
+      expect(leaseRows(t).map((r) => r.worker_id)).toEqual(liveIds(t))
+      t.warden.liveness.resume()
+      expect(t.warden.leases.get(id)).toBeUndefined()
+      expect(t.warden.leases.size).toBe(liveIds(t).length)
+    })
+  }
+
+  it('takes renewals from the flusher, and gives an ended worker its final lease in the workers row', () => {
+    const t = setup()
+    const { id } = registerRoot(t.warden)
+    t.clock.advance(7 * SECOND)
+    t.warden.liveness.heartbeat(id)
+    t.warden.liveness.flushAllLeases()
+    const renewedTo = t.clock.now() + 30 * SECOND
+    expect(leaseRows(t)[0]).toMatchObject({ lease_expires_at: renewedTo, last_heartbeat_at: t.clock.now() })
+    const heartbeatAt = t.clock.now()
+    t.clock.advance(SECOND)
+    t.warden.transitions.kill(id, { cascade: true })
+    expect(t.warden.store.workers.get(id)).toMatchObject({ status: 'killed', lease_expires_at: renewedTo, last_heartbeat_at: heartbeatAt })
+  })
+
+  it('follows a rotated lease token (a repeated registration)', () => {
+    const t = setup()
+    const { id } = registerRoot(t.warden)
+    const hash = Buffer.alloc(32, 7)
+    t.warden.store.workers.setTokenHash(id, hash)
+    expect(leaseRows(t)[0]!.lease_token_hash.equals(hash)).toBe(true)
+  })
+
+  it('shows live workers in lists with the hot lease', () => {
+    const t = setup()
+    const { id } = registerRoot(t.warden)
+    t.clock.advance(3 * SECOND)
+    t.warden.liveness.heartbeat(id)
+    t.warden.liveness.flushAllLeases()
+    const [listed] = t.warden.store.workers.list({ status: 'active', after_seq: 0, limit: 10 })
+    expect(listed).toMatchObject({ worker_id: id, last_heartbeat_at: t.clock.now(), lease_expires_at: t.clock.now() + 30 * SECOND })
+  })
+})
