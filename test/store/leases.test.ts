@@ -2,7 +2,7 @@
 // exactly while its worker is live, whatever ends it; renewals, the restart shift and the reaper's
 // scans use it; a worker that ends keeps its final lease in its workers row.
 import { afterEach, describe, expect, it } from 'vitest'
-import { createTestWarden, registerRoot, type TestWarden } from '../helpers/harness.js'
+import { createTestWarden, leasesOf, registerRoot, storeOf, type TestWarden } from '../helpers/harness.js'
 import { SECOND, WAYS_TO_END } from '../domain/support.js'
 
 const open: TestWarden[] = []
@@ -16,9 +16,9 @@ function setup(): TestWarden {
 }
 
 type LeaseRow = { worker_id: string; status: string; lease_token_hash: Buffer; lease_expires_at: number; last_heartbeat_at: number | null; expires_at: number | null }
-const leaseRows = (t: TestWarden): LeaseRow[] => t.warden.store.db.prepare(`SELECT * FROM leases ORDER BY worker_id`).all() as LeaseRow[]
+const leaseRows = (t: TestWarden): LeaseRow[] => storeOf(t.warden).db.prepare(`SELECT * FROM leases ORDER BY worker_id`).all() as LeaseRow[]
 const liveIds = (t: TestWarden): string[] =>
-  (t.warden.store.db.prepare(`SELECT worker_id FROM workers WHERE status IN ('active', 'quarantined') ORDER BY worker_id`).pluck().all() as string[])
+  (storeOf(t.warden).db.prepare(`SELECT worker_id FROM workers WHERE status IN ('active', 'quarantined') ORDER BY worker_id`).pluck().all() as string[])
 
 describe('leases (hot table)', () => {
   it('holds a row for each live worker, with its status, token hash and lifetime, and none for the others', () => {
@@ -29,7 +29,7 @@ describe('leases (hot table)', () => {
     const rows = leaseRows(t)
     expect(rows.map((r) => r.worker_id)).toEqual(liveIds(t))
     for (const row of rows) {
-      const worker = t.warden.store.db.prepare(`SELECT * FROM workers WHERE worker_id = ?`).get(row.worker_id) as LeaseRow
+      const worker = storeOf(t.warden).db.prepare(`SELECT * FROM workers WHERE worker_id = ?`).get(row.worker_id) as LeaseRow
       expect(row).toMatchObject({ status: worker.status, expires_at: worker.expires_at })
       expect(row.lease_token_hash.equals(worker.lease_token_hash)).toBe(true)
     }
@@ -46,8 +46,8 @@ describe('leases (hot table)', () => {
       expect(leaseRows(t).some((r) => r.worker_id === id)).toBe(false)
       expect(leaseRows(t).map((r) => r.worker_id)).toEqual(liveIds(t))
       t.warden.liveness.resume()
-      expect(t.warden.leases.get(id)).toBeUndefined()
-      expect(t.warden.leases.size).toBe(liveIds(t).length)
+      expect(leasesOf(t.warden).get(id)).toBeUndefined()
+      expect(leasesOf(t.warden).size).toBe(liveIds(t).length)
     })
   }
 
@@ -62,14 +62,14 @@ describe('leases (hot table)', () => {
     const heartbeatAt = t.clock.now()
     t.clock.advance(SECOND)
     t.warden.transitions.kill(id, { cascade: true })
-    expect(t.warden.store.workers.get(id)).toMatchObject({ status: 'killed', lease_expires_at: renewedTo, last_heartbeat_at: heartbeatAt })
+    expect(storeOf(t.warden).workers.get(id)).toMatchObject({ status: 'killed', lease_expires_at: renewedTo, last_heartbeat_at: heartbeatAt })
   })
 
   it('follows a rotated lease token (a repeated registration)', () => {
     const t = setup()
     const { id } = registerRoot(t.warden)
     const hash = Buffer.alloc(32, 7)
-    t.warden.store.workers.setTokenHash(id, hash)
+    storeOf(t.warden).workers.setTokenHash(id, hash)
     expect(leaseRows(t)[0]!.lease_token_hash.equals(hash)).toBe(true)
   })
 
@@ -79,7 +79,7 @@ describe('leases (hot table)', () => {
     t.clock.advance(3 * SECOND)
     t.warden.liveness.heartbeat(id)
     t.warden.liveness.flushAllLeases()
-    const [listed] = t.warden.store.workers.list({ status: 'active', after_seq: 0, limit: 10 })
+    const [listed] = storeOf(t.warden).workers.list({ status: 'active', after_seq: 0, limit: 10 })
     expect(listed).toMatchObject({ worker_id: id, last_heartbeat_at: t.clock.now(), lease_expires_at: t.clock.now() + 30 * SECOND })
   })
 })
