@@ -30,16 +30,17 @@ export function createApi(token) {
     post: (path, body) => call('POST', path, body),
     put: (path, body) => call('PUT', path, body),
     del: (path) => call('DELETE', path),
-    /** Every worker, page after page (the list is bounded to 1000 a page). */
-    async allWorkers(max = 100_000) {
-      const items = []
+    /** Every worker, page after page (the list is bounded to 1000 a page), each page handed to onPage. */
+    async allWorkers(onPage, max = 100_000) {
+      let count = 0
       let cursor = null
       do {
         const page = await call('GET', `/v1/workers?limit=1000${cursor ? `&cursor=${cursor}` : ''}`)
-        items.push(...page.items)
+        onPage(page.items)
+        count += page.items.length
         cursor = page.next_cursor
-      } while (cursor && items.length < max)
-      return { items, truncated: cursor !== null }
+      } while (cursor && count < max)
+      return { count, truncated: cursor !== null }
     },
     /**
      * Follows GET /v1/events from `afterSeq`, calling onRecord for each record in order and

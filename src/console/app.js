@@ -124,14 +124,23 @@ function onState(s) {
 }
 
 async function reloadWorkers(initial = false) {
-  const { items, truncated } = await api.allWorkers()
-  model.reset(items)
-  if (initial && items.length > 1000) {
+  let fresh = true
+  let big = false
+  // Shown page by page: the first thousand rows appear while the rest load.
+  const { count, truncated } = await api.allWorkers((items) => {
+    if (fresh) model.reset([])
+    fresh = false
     // A big fleet opens folded below the roots' children: expand what you look at.
-    for (const w of items) if (w.depth >= 1 && model.childrenOf(w.worker_id).length > 0) model.collapsed.add(w.worker_id)
-  }
-  $('tree-note').textContent = truncated ? `Showing the first ${items.length} workers.` : ''
+    if (initial && items.length === 1000) big = true
+    for (const w of items) {
+      model.upsert(w)
+      if (big && w.depth >= 1) model.collapsed.add(w.worker_id)
+    }
+    renderTree()
+  })
+  if (fresh) model.reset([])
   renderTree()
+  if (truncated) $('tree-note').textContent = `Showing the first ${count} workers.`
 }
 
 function renderTree() {
