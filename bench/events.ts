@@ -180,12 +180,13 @@ function seedFleet(file: string, count: number, roots: number, fanout: number) {
   const started = now()
   const db = openDatabase(file)
   db.pragma('synchronous = OFF')
-  const warden = createWarden({ store: createStore(db), clock: systemClock, signer: createSigner(randomBytes(32)), contract: { ...benchContract(3600), max_depth: 16 } })
+  const store = createStore(db)
+  const warden = createWarden({ store, clock: systemClock, signer: createSigner(randomBytes(32)), contract: { ...benchContract(3600), max_depth: 16 } })
   warden.liveness.resume()
   const ids: string[] = []
   for (let i = 0; i < roots; i++) ids.push(warden.admission.register(warden.admission.issueRoot({})).worker.worker_id)
   for (let next = 0; ids.length < count; next++) {
-    const parent = warden.store.workers.get(ids[next]!)!
+    const parent = store.workers.get(ids[next]!)!
     for (let k = 0; k < fanout && ids.length < count; k++) {
       ids.push(warden.admission.register(warden.admission.spawn(parent, { reason: 'bench: grow the fleet' })).worker.worker_id)
     }
