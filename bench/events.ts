@@ -21,6 +21,7 @@ import { createWarden } from '../src/domain/index.js'
 import { createSigner } from '../src/domain/signing.js'
 import { openDatabase } from '../src/store/db.js'
 import { createStore } from '../src/store/index.js'
+import { storeHooks } from '../src/domain/store-hooks.js'
 import { killAllStartedSync, stopProcess } from './lib/proc.js'
 import { percentile, Samples } from './lib/stats.js'
 import { benchContract, buildServer, newSecrets, ROOT, startWarden, type WardenServer } from './lib/warden.js'
@@ -95,7 +96,7 @@ const stat = (s: Float64Array) => ({ p50: percentile(s, 50), p99: percentile(s, 
  */
 async function measureDelivery(work: string, decisions: number, subscribers: number, concurrency: number) {
   const db = openDatabase(join(work, `delivery-${concurrency}.db`))
-  const store = createStore(db)
+  const store = createStore(db, storeHooks)
   const committed = new Map<number, number>()
   store.onAuditCommitted((seq) => committed.set(seq, now()))
   const warden = createWarden({ store, clock: systemClock, signer: createSigner(randomBytes(32)), contract: benchContract(3600) })
@@ -180,7 +181,7 @@ function seedFleet(file: string, count: number, roots: number, fanout: number) {
   const started = now()
   const db = openDatabase(file)
   db.pragma('synchronous = OFF')
-  const store = createStore(db)
+  const store = createStore(db, storeHooks)
   const warden = createWarden({ store, clock: systemClock, signer: createSigner(randomBytes(32)), contract: { ...benchContract(3600), max_depth: 16 } })
   warden.liveness.resume()
   const ids: string[] = []
