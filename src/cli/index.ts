@@ -10,6 +10,7 @@ import { contractCommands } from './contract.js'
 import { demoCommands } from './demo.js'
 import { killSwitchCommands } from './kill-switch.js'
 import { manifestCommands } from './manifest.js'
+import { sandboxCommands } from './sandbox.js'
 import { serveCommands } from './serve.js'
 import { workerCommands } from './workers.js'
 
@@ -20,6 +21,7 @@ export const COMMANDS: Command[] = [
   ...contractCommands,
   ...auditCommands,
   ...manifestCommands,
+  ...sandboxCommands,
   ...demoCommands,
 ]
 

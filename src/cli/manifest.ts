@@ -5,7 +5,7 @@ import type { RootManifestRequest } from '../client/client.js'
 import { numberOption, stringOption, type Command } from './command.js'
 import { EXIT, UsageError, type Context } from './context.js'
 
-async function stateSnapshot(ctx: Context): Promise<Record<string, unknown> | undefined> {
+export async function stateSnapshot(ctx: Context): Promise<Record<string, unknown> | undefined> {
   const inline = stringOption(ctx.values, 'state')
   const file = stringOption(ctx.values, 'state-file')
   if (inline !== undefined && file !== undefined) throw new UsageError('give --state or --state-file, not both')

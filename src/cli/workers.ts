@@ -4,6 +4,7 @@ import { WorkerStatusSchema, type WorkerSummary, type WorkerView } from '../sche
 import { numberOption, stringOption, type Command } from './command.js'
 import { EXIT, UsageError, type Context } from './context.js'
 import { ago, table, tree } from './format.js'
+import { usageText } from './sandbox.js'
 
 /** A full id, or a unique prefix of at least 4 hex characters. */
 export async function resolveWorkerId(ctx: Context, given: string): Promise<string> {
@@ -34,6 +35,13 @@ function printView(ctx: Context, worker: WorkerView): void {
     ['lifetime ends', worker.expires_at ?? 'never'],
     ['ended', worker.ended_at ?? '-'],
     ['state snapshot', JSON.stringify(worker.state_snapshot)],
+    [
+      'sandbox',
+      worker.sandbox
+        ? `${worker.sandbox.driver}, ${worker.sandbox.state}, pid ${worker.sandbox.pid ?? '-'}` +
+          (worker.sandbox.state === 'ended' ? `, exit ${worker.sandbox.exit_code ?? '-'} signal ${worker.sandbox.signal ?? '-'}` : `: ${usageText(worker.sandbox.usage)}`)
+        : 'external (run by its owner)',
+    ],
   ]
   for (const [key, value] of rows) ctx.out(`${ctx.style.bold(key.padEnd(15))} ${value}`)
 }
@@ -81,6 +89,7 @@ export const workerCommands: Command[] = [
             ctx.style.dim(`d${worker.depth}`),
             ctx.style.status(worker.status) + (worker.reason ? ctx.style.dim(` (${worker.reason})`) : ''),
             ctx.style.dim(`registered ${ago(worker.registered_at, now)}`),
+            ...(worker.sandbox ? [ctx.style.dim(`sandbox ${worker.sandbox.state}: ${usageText(worker.sandbox.usage)}`)] : []),
           ].join('  '),
         )
         for (const line of lines) ctx.out(line)
@@ -93,8 +102,10 @@ export const workerCommands: Command[] = [
           reasonText(worker),
           ago(worker.registered_at, now),
           ago(worker.last_heartbeat_at, now),
+          worker.sandbox ? worker.sandbox.state : 'external',
+          worker.sandbox ? usageText(worker.sandbox.usage) : '',
         ])
-        for (const line of table(['WORKER', 'PARENT', 'DEPTH', 'STATUS', 'REASON', 'REGISTERED', 'HEARTBEAT'], rows, ctx.style)) ctx.out(line)
+        for (const line of table(['WORKER', 'PARENT', 'DEPTH', 'STATUS', 'REASON', 'REGISTERED', 'HEARTBEAT', 'SANDBOX', 'USAGE'], rows, ctx.style)) ctx.out(line)
       }
       const live = workers.filter((worker) => worker.status === 'active' || worker.status === 'quarantined').length
       ctx.out(ctx.style.dim(`${workers.length} worker(s), ${live} live`))

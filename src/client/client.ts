@@ -27,6 +27,9 @@ import type {
   WorkerListSchema,
   WorkerSummary,
   WorkerView,
+  SandboxDriverStatus,
+  SandboxLaunch,
+  SandboxLaunchRequest,
 } from '../schemas/index.js'
 import { CircuitBreaker, DEFAULT_CIRCUIT_BREAKER, type CircuitBreakerOptions, type CircuitState } from './circuit-breaker.js'
 import { WardenError, type Problem } from './errors.js'
@@ -211,6 +214,16 @@ export class WardenClient {
   /** Operator: issue a root manifest. */
   issueManifest(request: RootManifestRequest = {}, options?: CallOptions): Promise<Manifest> {
     return this.call({ method: 'POST', path: '/v1/manifests', body: request, idempotent: false, keyed: true, options })
+  }
+
+  /** Operator: launch a managed root in a sandbox of its own (SPEC §5); answers once it runs. */
+  launchSandbox(request: SandboxLaunchRequest, options?: CallOptions): Promise<SandboxLaunch> {
+    return this.call({ method: 'POST', path: '/v1/sandboxes', body: request, idempotent: false, keyed: true, options })
+  }
+
+  /** Operator: this host's sandbox driver and what it enforces. */
+  sandboxDriver(options?: CallOptions): Promise<SandboxDriverStatus> {
+    return this.call({ method: 'GET', path: '/v1/sandbox-driver', idempotent: true, options })
   }
 
   /** Register with a signed manifest; the answer holds the lease token, shown once. */

@@ -303,6 +303,7 @@ export const SandboxLaunchResponseSchema = z
     manifest: ManifestSchema.describe('the signed manifest the sandbox runs with (already registered)'),
   })
   .meta({ id: 'SandboxLaunch', examples: [EXAMPLES.sandboxLaunch] })
+export type SandboxLaunch = z.infer<typeof SandboxLaunchResponseSchema>
 
 export const WorkerListQuerySchema = z.strictObject({
   status: WorkerStatusSchema.optional(),

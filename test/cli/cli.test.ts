@@ -173,7 +173,7 @@ describe('manifest and workers', () => {
     const { root, child } = await family()
     const table = await cli(['workers', 'ls'], env)
     expect(table.code).toBe(0)
-    expect(table.lines[0]).toMatch(/^WORKER\s+PARENT\s+DEPTH\s+STATUS\s+REASON\s+REGISTERED\s+HEARTBEAT$/)
+    expect(table.lines[0]).toMatch(/^WORKER\s+PARENT\s+DEPTH\s+STATUS\s+REASON\s+REGISTERED\s+HEARTBEAT\s+SANDBOX\s+USAGE$/)
     expect(table.stdout).toContain(root)
     expect(table.lines.find((line) => line.startsWith(child))).toMatch(new RegExp(`^${child}\\s+${root.slice(0, 8)}\\s+1\\s+active`))
     expect(table.lines.at(-1)).toMatch(/worker\(s\), \d+ live$/)
