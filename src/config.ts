@@ -45,6 +45,8 @@ const ConfigSchema = z.object({
   WARDEN_SANDBOX_PIDS_MAX: z.coerce.number().int().min(8).max(1_000_000).default(256),
   /** Name of Warden's cgroup folder in each hierarchy (tests give each server its own). */
   WARDEN_SANDBOX_CGROUP: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 _ . -').default('warden'),
+  /** The most one stop-condition evaluation may take before it fails closed (SPEC §7). */
+  WARDEN_CEL_BUDGET_MS: z.coerce.number().int().min(1).max(1000).default(10),
   WARDEN_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 

@@ -19,6 +19,7 @@ import { logDecisions } from './decision-log.js'
 import { createLogger } from './logger.js'
 import { createReserve, isStorageFailure, noReserve } from './store/storage.js'
 import { chooseDriver, controllerSocket, describeDriver } from './sandbox-host.js'
+import { createLoopMonitor } from './loop-watch.js'
 import { checkAddress, listenError, StartupError, step } from './startup.js'
 
 // Renewals reach the database within ~0.3 s (SPEC §2.10 allows 1 s). Larger, rarer slices write
@@ -43,6 +44,8 @@ export async function start(config: Config) {
   const db = step('database', () => openDatabase(config.WARDEN_DB), config.WARDEN_DB)
 
   const metrics = createMetrics()
+  const loop = createLoopMonitor()
+  metrics.observeLoop(loop.takeLongestBlock)
   const reserve =
     config.WARDEN_DB === ':memory:' || config.WARDEN_DISK_RESERVE_MB === 0
       ? noReserve
@@ -66,6 +69,8 @@ export async function start(config: Config) {
         contract,
         sandbox: driver,
         report: (message, error) => logger.error({ err: error }, message),
+        celBudgetMs: config.WARDEN_CEL_BUDGET_MS,
+        loop,
       }),
     config.WARDEN_DB,
   )
@@ -100,15 +105,29 @@ export async function start(config: Config) {
   // Background tasks never end the process: a failing tick is logged and simply runs again on
   // the next interval (a full disk is retried until space returns).
   const failures = createFailureLog(app.log)
-  const reaper = setInterval(() => {
+  // A large reap runs one batch per turn of the loop, so heartbeats are answered in between.
+  let reaping = false
+  let stopped = false
+  const reapSlice = () => {
+    if (stopped) return
     const started = performance.now()
+    let more = false
     try {
-      const result = warden.liveness.tick()
+      const { more: pending, ...result } = warden.liveness.tickSlice()
+      more = pending
       metrics.reaperTick((performance.now() - started) / 1000, result)
       if (result.reaped + result.expired + result.manifests_expired > 0) app.log.info(result, 'reaper tick')
       failures.recovered('reaper tick')
     } catch (error) {
       failures.failed('reaper tick', error)
+    }
+    if (more) setImmediate(reapSlice)
+    else reaping = false
+  }
+  const reaper = setInterval(() => {
+    if (!reaping) {
+      reaping = true
+      reapSlice()
     }
     if (!reserve.present() && store.health.failure === null && reserve.restore()) app.log.info({ file: reserve.file }, 'disk reserve restored')
   }, config.WARDEN_REAPER_INTERVAL_MS)
@@ -183,11 +202,13 @@ export async function start(config: Config) {
 
   const close = async () => {
     draining = true
+    stopped = true
     clearInterval(reaper)
     clearInterval(flusher)
     clearInterval(sweeper)
     clearInterval(sandboxPoller)
     closed = true
+    loop.stop()
     setTimeout(() => app.server.closeAllConnections(), DRAIN_CUTOFF_MS).unref()
     await Promise.all([app.close(), socket.close()])
     // No sandbox outlives its controller: their workers end `exited` (controller stopped), then
@@ -222,6 +243,7 @@ export async function start(config: Config) {
     )
   }
   logDecisions(store, app.log)
+  loop.start()
   let address: string
   try {
     if (socketPath === null) {

@@ -61,7 +61,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
         active_count: leases.size,
         contract: contractView(contract),
         parent: parent() && workerSummary(parent()!, sandbox.describe(parent()!.worker_id)),
-      }),
+      }, deps.celBudgetMs),
     )
     const occupied = lazy(() => leases.size + store.manifests.countOutstanding(now))
     return {

@@ -20,4 +20,6 @@ export interface DomainDeps {
   idempotency: Idempotency
   /** Where failures of background work (driver calls) are reported. */
   report?: (message: string, error: unknown) => void
+  /** The most one stop-condition evaluation may take before it fails closed (WARDEN_CEL_BUDGET_MS). */
+  celBudgetMs: number
 }

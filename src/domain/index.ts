@@ -1,7 +1,7 @@
 // Wires the domain over one store. What it returns is the domain's whole public face: the use
 // cases (admission, transitions, kill switch, liveness, authentication, contract) and the
 // queries. The store itself stays inside.
-import type { Clock } from './clock.js'
+import type { Clock, LoopWatch } from './clock.js'
 import { createAdmission } from './admission.js'
 import { createContractService } from './contract-service.js'
 import type { DomainDeps } from './context.js'
@@ -15,6 +15,7 @@ import { createSandboxEnforcer, noSandboxPort, type SandboxPort } from './sandbo
 import { createSandboxes } from './sandboxes.js'
 import type { Signer } from './signing.js'
 import { createQueries } from './queries.js'
+import { DEFAULT_CEL_BUDGET_MS } from './stop-conditions.js'
 import type { Store } from '../store/index.js'
 
 export interface WardenOptions {
@@ -29,11 +30,15 @@ export interface WardenOptions {
   report?: (message: string, error: unknown) => void
   /** The lease book to keep (tests read it); a fresh one otherwise. */
   leases?: LeaseBook
+  /** Stalls of the event loop, which lease time does not run through (SPEC §2.14). */
+  loop?: LoopWatch
+  /** WARDEN_CEL_BUDGET_MS. */
+  celBudgetMs?: number
 }
 
 export function createWarden(options: WardenOptions) {
   const contracts = createContractService(options.store, options.clock, options.contract)
-  const leases = options.leases ?? new LeaseBook()
+  const leases = options.leases ?? new LeaseBook(options.loop)
   const report = options.report ?? (() => {})
   const enforcer = createSandboxEnforcer({
     store: options.store,
@@ -52,6 +57,7 @@ export function createWarden(options: WardenOptions) {
     leases,
     report,
     idempotency: createIdempotency(options.store, () => options.clock.now()),
+    celBudgetMs: options.celBudgetMs ?? DEFAULT_CEL_BUDGET_MS,
   }
   const transitions = createTransitions(deps)
   const killSwitch = createKillSwitch(deps)

@@ -2,6 +2,7 @@
 // database by up to a second, so a heartbeat touches only this book; a flusher writes renewed
 // leases back in small batches. Everything else about a worker is written through at once.
 import type { LiveLeaseRow } from '../store/workers.js'
+import { noStalls, type LoopWatch } from './clock.js'
 
 export interface Lease {
   tokenHash: Buffer
@@ -14,12 +15,28 @@ export interface Lease {
 export interface LeaseRenewal {
   worker_id: string
   lease_expires_at: number
-  last_heartbeat_at: number
+  last_heartbeat_at: number | null
 }
 
 export class LeaseBook {
   private readonly leases = new Map<string, Lease>()
   private readonly dirty = new Set<string>()
+
+  /** Every read first moves the leases on by any stall of the loop since the last read. */
+  constructor(private readonly loop: LoopWatch = noStalls) {}
+
+  /** Total stall time leases were moved on by, for the log and tests. */
+  stalledMs = 0
+
+  private catchUp(): void {
+    const stall = this.loop.takeStall()
+    if (stall <= 0) return
+    this.stalledMs += stall
+    for (const [workerId, lease] of this.leases) {
+      lease.leaseExpiresAt += stall
+      this.dirty.add(workerId)
+    }
+  }
 
   /** Live workers: the book holds exactly the active and quarantined ones. */
   get size(): number {
@@ -31,6 +48,7 @@ export class LeaseBook {
   }
 
   get(workerId: string): Lease | undefined {
+    this.catchUp()
     return this.leases.get(workerId)
   }
 
@@ -78,7 +96,7 @@ export class LeaseBook {
       if (out.length >= max) break
       this.dirty.delete(workerId)
       const lease = this.leases.get(workerId)
-      if (lease) out.push({ worker_id: workerId, lease_expires_at: lease.leaseExpiresAt, last_heartbeat_at: lease.lastHeartbeatAt! })
+      if (lease) out.push({ worker_id: workerId, lease_expires_at: lease.leaseExpiresAt, last_heartbeat_at: lease.lastHeartbeatAt })
     }
     return out
   }

@@ -18,7 +18,7 @@ export interface TickResult {
 }
 
 /** Rows handled per transaction, so one tick never holds the event loop for long. */
-const BATCH = 2000
+const BATCH = 500
 
 export function createLiveness(deps: DomainDeps, transitions: Transitions) {
   const { store, clock, contracts, sandbox, leases } = deps
@@ -115,7 +115,23 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
       }, { critical: true })
     },
 
+    /** One tick, to the end: every due lease, lifetime and manifest (tests, and small reaps). */
     tick(): TickResult {
+      const total: TickResult = { reaped: 0, expired: 0, manifests_expired: 0 }
+      for (;;) {
+        const { more, ...slice } = liveness.tickSlice()
+        total.reaped += slice.reaped
+        total.expired += slice.expired
+        total.manifests_expired += slice.manifests_expired
+        if (!more) return total
+      }
+    },
+
+    /**
+     * One batch of a tick, so a large reap is sliced over turns of the loop (SPEC §2.14); `more`
+     * when a batch was full and the caller should run the next one soon.
+     */
+    tickSlice(): TickResult & { more: boolean } {
       const result: TickResult = { reaped: 0, expired: 0, manifests_expired: 0 }
       const now = clock.now()
       // A frozen managed worker cannot heartbeat: Warden holds its lease (SPEC §5).
@@ -129,9 +145,10 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
       const dueLifetimes = store.workers.dueLifetime(now, BATCH)
       const dueManifests = store.manifests.due(now, BATCH)
 
+      const more = [dueLeases, dueLifetimes, dueManifests].some((due) => due.length === BATCH)
       if (reap.length + dueLifetimes.length + dueManifests.length === 0) {
         store.lazyTransaction(() => store.controllerState.tick(now))
-        return result
+        return { ...result, more }
       }
 
       const ended: string[] = []
@@ -160,13 +177,7 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
           result.manifests_expired++
         }
       })
-      if ([dueLeases, dueLifetimes, dueManifests].some((due) => due.length === BATCH)) {
-        const more = liveness.tick()
-        result.reaped += more.reaped
-        result.expired += more.expired
-        result.manifests_expired += more.manifests_expired
-      }
-      return result
+      return { ...result, more }
     },
   }
   return liveness

@@ -16,7 +16,7 @@ import {
   type WorkerView,
 } from '../schemas/index.js'
 import { isMigrated } from '../store/db.js'
-import { verifyChain } from './audit-chain.js'
+import { createAuditVerifier, verifyChain } from './audit-chain.js'
 import type { DomainDeps } from './context.js'
 import type { KillSwitch } from './kill-switch.js'
 import type { Transitions } from './transitions.js'
@@ -87,6 +87,11 @@ export function createQueries(
 
     verifyAudit(): AuditVerification {
       return verifyChain(store.audit.iterate(), store.audit.head())
+    },
+
+    /** The chain up to the head as it is now, verified in steps the caller spreads over turns of the loop (SPEC §2.14). */
+    auditVerifier() {
+      return createAuditVerifier(store)
     },
 
     /** The audit log as the event stream reads it: slices after a seq, the head, commit notices. */

@@ -77,6 +77,20 @@ export function createMetrics() {
     httpRequest(method: string, route: string, status: number, seconds: number): void {
       httpDuration.observe({ method, route, status: String(status) }, seconds)
     },
+    /** The longest block of the event loop between two scrapes (SPEC §2.14: none should pass 50 ms). */
+    observeLoop(takeLongestBlock: () => { wallMs: number; cpuMs: number }): void {
+      new Gauge({
+        name: 'warden_event_loop_longest_block_seconds',
+        help: 'Longest time the event loop was blocked since the previous scrape: wall (including time the OS did not run the process) and cpu (the process busy)',
+        labelNames: ['measure'] as const,
+        registers: [registry],
+        collect() {
+          const { wallMs, cpuMs } = takeLongestBlock()
+          this.set({ measure: 'wall' }, wallMs / 1000)
+          this.set({ measure: 'cpu' }, cpuMs / 1000)
+        },
+      })
+    },
     /**
      * Gauges read at scrape time from the source of truth. One summary per scrape: prom-client
      * calls every collect() in the same tick, so the first reads it and the rest reuse it.

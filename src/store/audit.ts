@@ -27,6 +27,8 @@ export function createAuditRepository(db: Db, recordHash: RecordHash, onAppend: 
     INSERT INTO audit (seq, at, type, actor, worker_id, parent_id, code, data, prev_hash, hash)
     VALUES (@seq, @at, @type, @actor, @worker_id, @parent_id, @code, @data, @prev_hash, @hash)`)
   const all = db.prepare<[], AuditRow>(`SELECT * FROM audit ORDER BY seq`)
+  const page = db.prepare<[number, number, number], AuditRow>(`SELECT * FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`)
+  const countAfter = db.prepare<[number], number>(`SELECT count(*) FROM audit WHERE seq > ?`).pluck()
   const after = db.prepare<[number, number], AuditRow>(`SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`)
 
   return {
@@ -66,6 +68,13 @@ export function createAuditRepository(db: Db, recordHash: RecordHash, onAppend: 
     /** The newest record as the last append left it: `seq` 0 before the first one. */
     head(): { seq: number; hash: string } {
       return head.get()!
+    },
+    /** Records after `afterSeq` up to `upToSeq`, in order: a page of a scan sliced over turns of the loop. */
+    page(afterSeq: number, upToSeq: number, limit: number): AuditRecord[] {
+      return page.all(afterSeq, upToSeq, limit).map(fromRow)
+    },
+    countAfter(seq: number): number {
+      return countAfter.get(seq)!
     },
     *iterate(): Generator<AuditRecord> {
       for (const row of all.iterate()) yield fromRow(row)

@@ -135,7 +135,7 @@ export function createWorkerRepository(db: Db) {
       return terminateAllLive.all({ reason, at })
     },
     /** Writes a lease renewal; a worker that ended meanwhile keeps its final lease. */
-    renewLease(renewal: { worker_id: string; lease_expires_at: number; last_heartbeat_at: number }): void {
+    renewLease(renewal: { worker_id: string; lease_expires_at: number; last_heartbeat_at: number | null }): void {
       renewLease.run(renewal)
     },
     tokenHash(workerId: string): Buffer | undefined {
