@@ -10,6 +10,7 @@ import { createSigner } from '../../src/domain/signing.js'
 import { CEL_LIMITS, compileCondition, evaluateConditions } from '../../src/domain/stop-conditions.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
+import { storeHooks } from '../../src/domain/store-hooks.js'
 import { buildWarden, registerRoot, SIGNING_KEY, storeOf } from '../helpers/harness.js'
 import { LeaseBook } from '../../src/domain/lease-book.js'
 import { auditSince, expectDomainError, lastAudit, updateContract, wardenPerTest } from './support.js'
@@ -89,7 +90,7 @@ describe('a stall of the event loop (SPEC §2.14)', () => {
     const clock = new ManualClock()
     const db = openDatabase(':memory:')
     const warden = buildWarden({
-      store: createStore(db),
+      store: createStore(db, storeHooks),
       leases: new LeaseBook(watch),
       clock,
       signer: createSigner(SIGNING_KEY),

@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { iso } from '../../src/domain/clock.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
+import { storeHooks } from '../../src/domain/store-hooks.js'
 import { createServerTracker } from '../helpers/e2e.js'
 import { auditLog, getWorker, heartbeat, putContract, registerRoot, sleep, waitFor, type ApiClient } from '../helpers/http-client.js'
 import { tempDbFile } from '../helpers/server-process.js'
@@ -98,7 +99,7 @@ describe('event-loop responsiveness (SPEC §2.14)', () => {
     const N = 20_000
     const dbFile = tempDbFile()
     const seed = openDatabase(dbFile)
-    const store = createStore(seed)
+    const store = createStore(seed, storeHooks)
     store.transaction(() => {
       for (let i = 0; i < N; i++) store.audit.append({ type: 'manifest_denied', actor: 'operator', code: 'quota_exceeded', data: { detail: `seed ${i}` } }, iso(Date.now()))
     })
