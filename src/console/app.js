@@ -376,6 +376,20 @@ function renderDenials() {
 }
 setInterval(() => state.summary && renderDenials(), 10_000)
 
+// Sandbox usage is read from the cgroup every few seconds, not audited: refresh the managed
+// workers in view (and the selected one) while the page is visible.
+setInterval(async () => {
+  if (!state.summary || document.hidden) return
+  const live = (w) => w?.managed === true && w.sandbox && w.sandbox.state !== 'ended'
+  const ids = view.visibleIds().filter((id) => live(model.workers.get(id)))
+  if (ids.length === 0) return
+  const views = await Promise.all(ids.map((id) => api.get(`/v1/workers/${id}`).catch(() => null)))
+  for (const w of views) if (w) model.upsert(w)
+  renderTree()
+  // Not while the operator is typing a reason in the panel.
+  if (state.selected && ids.includes(state.selected) && !$('worker-panel').contains(document.activeElement)) await showWorker(state.selected)
+}, 5_000)
+
 function renderFeed() {
   $('audit').replaceChildren(
     ...state.feed.map((r) =>

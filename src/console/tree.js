@@ -175,5 +175,9 @@ export function createTreeView(container, spacer, { model, describe, onSelect, o
     get rowCount() {
       return rows.length
     },
+    /** The ids of the rows now in the DOM. */
+    visibleIds() {
+      return pool.filter((el) => !el.hidden).map((el) => el.dataset.id)
+    },
   }
 }
