@@ -5,7 +5,12 @@ import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 
-export type Db = Database.Database
+/**
+ * The database connection. An interface rather than an alias, so declaration files can name it
+ * (tsc --declaration cannot name better-sqlite3's own namespace from the store's return types).
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface Db extends Database.Database {}
 
 
 export class DatabaseLockedError extends Error {
