@@ -31,7 +31,7 @@ const DRAIN_CUTOFF_MS = 5_000
 const SANDBOX_POLL_INTERVAL_MS = 1_000
 /** Expired idempotency keys are swept this often, in slices small enough to keep the loop free. */
 const KEY_SWEEP_INTERVAL_MS = 60_000
-const KEY_SWEEP_SLICE = 500
+const KEY_SWEEP_SLICE = 100
 
 export async function start(config: Config) {
   const logger = createLogger({ level: config.WARDEN_LOG_LEVEL, pretty: process.stdout.isTTY === true })

@@ -25,7 +25,7 @@ export type { CircuitBreakerOptions, CircuitState } from './circuit-breaker.js'
 export { DEFAULT_RETRY, backoffDelay, retryDelay } from './retry.js'
 export type { RetryOptions } from './retry.js'
 export { Worker } from './worker.js'
-export type { ReplicateOptions, ReplicationDenial, ReplicationResult, WorkerEvent, WorkerOptions, WorkerState } from './worker.js'
+export type { ReplicateOptions, ReplicationDenial, ReplicationResult, WorkerEnv, WorkerEvent, WorkerOptions, WorkerState } from './worker.js'
 export type {
   AuditRecord,
   AuditVerification,
@@ -35,6 +35,10 @@ export type {
   KillSwitchState,
   Manifest,
   Resources,
+  SandboxDriverStatus,
+  SandboxLaunch,
+  SandboxLaunchRequest,
+  SandboxView,
   StateSnapshot,
   WorkerStatus,
   WorkerSummary,
