@@ -19,6 +19,7 @@ import { IDEMPOTENCY_WINDOW_MS, requestDigest } from '../src/domain/idempotency.
 import { createWarden } from '../src/domain/index.js'
 import { createSigner } from '../src/domain/signing.js'
 import { openDatabase } from '../src/store/db.js'
+import { storeHooks } from '../src/domain/store-hooks.js'
 import { createStore } from '../src/store/index.js'
 
 const { values: flags } = parseArgs({
@@ -31,7 +32,7 @@ const dir = mkdtempSync(join(tmpdir(), 'warden-bench-idem-'))
 try {
   const open = (file: string) => {
     const db = openDatabase(file)
-    const store = createStore(db)
+    const store = createStore(db, storeHooks)
     const clock = new ManualClock(Date.now())
     const warden = createWarden({
       store,
