@@ -156,7 +156,7 @@ export const admissionRules: readonly AdmissionRule[] = [
     stages: ['spawn'],
     check: ({ parent, contract, now }) => {
       if (parent?.last_spawn_at == null) return null
-      const readyAt = parent.last_spawn_at + contract.cooldown_seconds * 1000
+      const readyAt = parent.last_spawn_at + contract.ms.cooldown
       if (now >= readyAt) return null
       return {
         detail: `worker ${parent.worker_id} may spawn again in ${(readyAt - now) / 1000} s`,

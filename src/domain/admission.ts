@@ -119,7 +119,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
           state_snapshot: request.state_snapshot ?? (parent ? (JSON.parse(parent.state_snapshot) as StateSnapshot) : {}),
           resources,
           issued_at: iso(now),
-          expires_at: iso(now + contract.manifest_ttl_seconds * 1000),
+          expires_at: iso(now + contract.ms.manifest_ttl),
         }
       }
 
@@ -149,7 +149,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
         body: JSON.stringify(unsigned),
         signature_hash: hashToken(signature),
         issued_at: now,
-        expires_at: now + contract.manifest_ttl_seconds * 1000,
+        expires_at: now + contract.ms.manifest_ttl,
       })
       if (parentId !== null) store.workers.recordSpawn(parentId, now)
       store.audit.append(
@@ -238,8 +238,8 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
           key_id: manifest.key_id,
           issued_at: Date.parse(manifest.issued_at),
           registered_at: now,
-          lease_expires_at: now + contract.heartbeat_timeout_seconds * 1000,
-          expires_at: contract.expiration_seconds === null ? null : now + contract.expiration_seconds * 1000,
+          lease_expires_at: now + contract.ms.heartbeat_timeout,
+          expires_at: contract.ms.expiration === null ? null : now + contract.ms.expiration,
         })
         const row = store.workers.get(manifest.worker_id)!
         store.afterCommit(() => leases.add(row))

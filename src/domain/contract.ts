@@ -20,6 +20,36 @@ export const DEFAULT_CONTRACT: ContractInput = {
 
 export interface CompiledContract extends Contract {
   compiled_conditions: CompiledCondition[]
+  /**
+   * The durations in whole milliseconds, rounded once here (SPEC §7: durations may be fractional
+   * seconds; every timestamp Warden stores is an integer). Everything that computes a time uses these.
+   */
+  ms: DurationsMs
+}
+
+export interface DurationsMs {
+  cooldown: number
+  expiration: number | null
+  heartbeat_timeout: number
+  heartbeat_interval: number
+  manifest_ttl: number
+}
+
+/** Seconds (possibly fractional) to whole milliseconds; a positive duration is at least 1 ms. */
+export function toMs(seconds: number, positive = true): number {
+  const ms = Math.round(seconds * 1000)
+  return positive ? Math.max(1, ms) : Math.max(0, ms)
+}
+
+export function durationsMs(contract: Pick<Contract, 'cooldown_seconds' | 'expiration_seconds' | 'heartbeat_timeout_seconds' | 'manifest_ttl_seconds'>): DurationsMs {
+  const heartbeatTimeout = toMs(contract.heartbeat_timeout_seconds)
+  return {
+    cooldown: toMs(contract.cooldown_seconds, false),
+    expiration: contract.expiration_seconds === null ? null : toMs(contract.expiration_seconds),
+    heartbeat_timeout: heartbeatTimeout,
+    heartbeat_interval: Math.max(1, Math.round(heartbeatTimeout / 3)),
+    manifest_ttl: toMs(contract.manifest_ttl_seconds),
+  }
 }
 
 /** Validates raw input (from HTTP, a file or the database) into a contract ready to enforce. */
@@ -49,15 +79,15 @@ export function parseContractInput(raw: unknown): { input: ContractInput; condit
 
 export function compileContract(input: ContractInput, version: number, updatedAt: string): CompiledContract {
   const { conditions } = parseContractInput(input)
-  return { ...input, version, updated_at: updatedAt, compiled_conditions: conditions }
+  return { ...input, version, updated_at: updatedAt, compiled_conditions: conditions, ms: durationsMs(input) }
 }
 
 /** The contract as the wire and stop conditions see it (no compiled programs). */
 export function contractView(contract: CompiledContract): Contract {
-  const { compiled_conditions: _omit, ...view } = contract
+  const { compiled_conditions: _omit, ms: _ms, ...view } = contract
   return view
 }
 
 export const heartbeatIntervalSeconds = (contract: Pick<Contract, 'heartbeat_timeout_seconds'>): number =>
-  Math.round((contract.heartbeat_timeout_seconds / 3) * 1000) / 1000
+  durationsMs({ cooldown_seconds: 0, expiration_seconds: null, manifest_ttl_seconds: 1, ...contract }).heartbeat_interval / 1000
 

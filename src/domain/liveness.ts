@@ -59,7 +59,7 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
       const now = clock.now()
       const contract = contracts.current()
       const renew = (lease: Lease): HeartbeatResponse => {
-        const leaseExpiresAt = now + contract.heartbeat_timeout_seconds * 1000
+        const leaseExpiresAt = now + contract.ms.heartbeat_timeout
         leases.renew(lease, workerId, leaseExpiresAt, now)
         return {
           directive: lease.status === 'quarantined' ? 'suspend' : 'continue',
@@ -100,7 +100,7 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
         const now = clock.now()
         const lastTick = store.controllerState.lastTickAt()
         const downtime = lastTick === null ? 0 : Math.max(0, now - lastTick)
-        const floor = now + heartbeatIntervalSeconds(contracts.current()) * 1000
+        const floor = now + contracts.current().ms.heartbeat_interval
         const resumed = lastTick === null ? 0 : store.workers.shiftLeases(downtime, floor)
         store.controllerState.tick(now)
         store.audit.append(

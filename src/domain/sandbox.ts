@@ -120,7 +120,7 @@ export function createSandboxEnforcer(deps: EnforcerDeps) {
   /** Renews a lease Warden holds on the worker's behalf (it is frozen, so it cannot). */
   function holdLease(workerId: string, now: number): void {
     const lease = leases.get(workerId)
-    if (lease) leases.renew(lease, workerId, now + contracts.current().heartbeat_timeout_seconds * 1000, lease.lastHeartbeatAt ?? now)
+    if (lease) leases.renew(lease, workerId, now + contracts.current().ms.heartbeat_timeout, lease.lastHeartbeatAt ?? now)
   }
 
   return {
