@@ -190,7 +190,11 @@ export class WardenClient {
     return this.call({ method: 'GET', path: '/healthz', idempotent: true, options })
   }
 
-  ready(options?: CallOptions): Promise<{ status: 'ready' }> {
+  /** Database open and migrated; `sandbox` says which driver runs and what this host does not enforce. */
+  ready(options?: CallOptions): Promise<{
+    status: 'ready'
+    sandbox?: { driver: string; available: boolean; not_enforced: string[]; reason: string | null }
+  }> {
     return this.call({ method: 'GET', path: '/readyz', idempotent: true, options })
   }
 
