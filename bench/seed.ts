@@ -93,7 +93,7 @@ const terminal: Array<{ status: WorkerStatus; reason: string }> = [
   { status: 'expired', reason: 'lifetime over' },
   { status: 'killed', reason: 'killed' },
 ]
-const resources = JSON.stringify(baseContract.default_resources)
+const resources = baseContract.default_resources
 const keyId = signer.keyId
 const t0 = systemClock.now()
 const tokens = createWriteStream(required('tokens'))
@@ -118,14 +118,14 @@ for (let from = 0; from < total; from += BATCH) {
         reason: null,
         lease_token_hash: hashToken(token),
         resources,
-        state_snapshot: '{}',
+        state_snapshot: {},
         key_id: keyId,
         issued_at: registeredAt - 100,
         registered_at: registeredAt,
         lease_expires_at: end ? registeredAt + 30_000 : t0 + DAY,
         expires_at: null,
       })
-      store.sandboxes.launch(workerId, 'record', resources, registeredAt)
+      store.sandboxes.launch(workerId, 'record', JSON.stringify(resources), registeredAt)
       if (end) {
         // Ended the way the lifecycle ends a worker: the same repository calls.
         store.workers.terminate(workerId, end.status, end.reason, registeredAt + 60_000)

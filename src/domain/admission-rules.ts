@@ -5,7 +5,7 @@
 // parent's state, depth, cooldown, resources, quota and the contract's stop conditions.
 import type { Manifest, Resources, UnsignedManifest } from '../schemas/index.js'
 import type { ManifestRow } from '../store/manifests.js'
-import type { WorkerRow } from '../store/workers.js'
+import type { WorkerRecord } from '../store/workers.js'
 import type { CompiledContract } from './contract.js'
 import { DomainError, type ErrorCode, type ProblemExtras } from './errors.js'
 import { exceeds } from './resources.js'
@@ -28,7 +28,7 @@ export interface AdmissionContext {
   readonly contract: CompiledContract
   readonly killSwitchEngaged: boolean
   /** The parent, settled (a lease or lifetime that ran out ends it first); null for a root. */
-  readonly parent: WorkerRow | null
+  readonly parent: WorkerRecord | null
   /** The parent's resources, null for a root. */
   readonly parentResources: Resources | null
   readonly candidate: Candidate

@@ -4,8 +4,8 @@
 // one transaction; denials are audited and then thrown. The process is single-threaded and every
 // decision runs synchronously inside an IMMEDIATE transaction, so no two decisions interleave:
 // quota and cooldown cannot be raced.
-import type { Manifest, RegistrationResponse, Resources, RootManifestRequest, SpawnRequest, StateSnapshot } from '../schemas/index.js'
-import type { WorkerRow } from '../store/workers.js'
+import type { Manifest, RegistrationResponse, RootManifestRequest, SpawnRequest } from '../schemas/index.js'
+import type { WorkerRecord } from '../store/workers.js'
 import { firstRefusal, lazy, type AdmissionContext, type AdmissionStage, type Candidate, type Refusal } from './admission-rules.js'
 import { iso } from './clock.js'
 import { contractView, heartbeatIntervalSeconds, type CompiledContract } from './contract.js'
@@ -53,7 +53,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
     })
     const parentResources = lazy(() => {
       const row = parent()
-      return row ? (JSON.parse(row.resources) as Resources) : null
+      return row?.resources ?? null
     })
     const stopVerdict = lazy(() =>
       evaluateConditions(contract.compiled_conditions, {
@@ -116,7 +116,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
           worker_id: newWorkerId(),
           parent_id: parent?.worker_id ?? null,
           depth: parent ? parent.depth + 1 : 0,
-          state_snapshot: request.state_snapshot ?? (parent ? (JSON.parse(parent.state_snapshot) as StateSnapshot) : {}),
+          state_snapshot: request.state_snapshot ?? parent?.state_snapshot ?? {},
           resources,
           issued_at: iso(now),
           expires_at: iso(now + contract.ms.manifest_ttl),
@@ -189,7 +189,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
       return issue(null, request, key)
     },
 
-    spawn(parent: Pick<WorkerRow, 'worker_id'>, request: SpawnRequest, key?: string): Manifest {
+    spawn(parent: Pick<WorkerRecord, 'worker_id'>, request: SpawnRequest, key?: string): Manifest {
       return issue(parent.worker_id, request, key)
     },
 
@@ -233,8 +233,8 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
           status: 'active',
           reason: null,
           lease_token_hash: hashToken(leaseToken),
-          resources: JSON.stringify(manifest.resources),
-          state_snapshot: JSON.stringify(manifest.state_snapshot),
+          resources: manifest.resources,
+          state_snapshot: manifest.state_snapshot,
           key_id: manifest.key_id,
           issued_at: Date.parse(manifest.issued_at),
           registered_at: now,

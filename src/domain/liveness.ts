@@ -3,7 +3,7 @@
 // lease time does not run while the controller is down. A lease or lifetime that ran out
 // before the reaper saw it is settled by the next decision that reads the worker (transitions.ts).
 import type { HeartbeatResponse } from '../schemas/index.js'
-import type { WorkerRow } from '../store/workers.js'
+import type { WorkerRecord } from '../store/workers.js'
 import { iso, isoOrNull } from './clock.js'
 import { heartbeatIntervalSeconds } from './contract.js'
 import { controllerActor } from './actors.js'
@@ -72,7 +72,7 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
       const lease = leases.get(workerId)
       if (lease && lease.leaseExpiresAt > now && (lease.expiresAt === null || lease.expiresAt > now)) return renew(lease)
 
-      const row = transitions.decide<WorkerRow>(() => {
+      const row = transitions.decide<WorkerRecord>(() => {
         let current = transitions.settle(transitions.requireWorker(workerId), now)
         if (isLive(current.status) && store.killSwitch.get().engaged === 1) {
           current = transitions.terminate(current, 'killed', 'kill_switch', controllerActor, now)

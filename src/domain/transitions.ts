@@ -3,7 +3,7 @@
 // `settle` applies a lease or lifetime that ran out before the reaper saw it (§2.7). The
 // operator's and the worker's own moves (quarantine, release, kill, deregister) are built on them.
 import type { AuditType, KillResult, TerminationReason, WorkerStatus, WorkerView } from '../schemas/index.js'
-import type { WorkerRow } from '../store/workers.js'
+import type { WorkerRecord } from '../store/workers.js'
 import { iso } from './clock.js'
 import { controllerActor, operatorActor, workerActor } from './actors.js'
 import { type DomainDeps } from './context.js'
@@ -23,12 +23,12 @@ const auditTypeFor: Record<TerminalStatus, AuditType> = {
 export const isLive = (status: WorkerStatus): boolean => status === 'active' || status === 'quarantined'
 
 /** The reason a heartbeat's 410 carries. */
-export function terminationReason(row: Pick<WorkerRow, 'status' | 'reason'>): TerminationReason {
+export function terminationReason(row: Pick<WorkerRecord, 'status' | 'reason'>): TerminationReason {
   if (row.status === 'killed') return row.reason === 'kill_switch' ? 'kill_switch' : 'killed'
   return row.status as TerminationReason
 }
 
-export function terminatedError(row: WorkerRow): DomainError {
+export function terminatedError(row: WorkerRecord): DomainError {
   const reason = terminationReason(row)
   return new DomainError('worker_terminated', `worker ${row.worker_id} is ${row.status} (${row.reason ?? reason})`, {
     directive: 'terminate',
@@ -45,13 +45,13 @@ export function createTransitions(deps: DomainDeps) {
    * outstanding (they could never register), and audits all of it.
    */
   function terminate(
-    row: WorkerRow,
+    row: WorkerRecord,
     status: TerminalStatus,
     reason: string,
     actor: string,
     now: number,
     data: Record<string, unknown> = {},
-  ): WorkerRow {
+  ): WorkerRecord {
     if (!store.workers.terminate(row.worker_id, status, reason, now)) return store.workers.get(row.worker_id)!
     store.afterCommit(() => leases.remove(row.worker_id))
     // SPEC §2.12: once the end commits, a managed worker's processes are killed, whoever ended it.
@@ -79,7 +79,7 @@ export function createTransitions(deps: DomainDeps) {
   }
 
   /** Inside a transaction: applies a lease or lifetime that ran out before the reaper saw it. */
-  function settle(row: WorkerRow, now: number): WorkerRow {
+  function settle(row: WorkerRecord, now: number): WorkerRecord {
     if (!isLive(row.status)) return row
     const leaseExpiresAt = leases.get(row.worker_id)?.leaseExpiresAt ?? row.lease_expires_at
     if (leaseExpiresAt <= now) return terminate(row, 'reaped', 'heartbeat timeout', controllerActor, now)
@@ -87,7 +87,7 @@ export function createTransitions(deps: DomainDeps) {
     return row
   }
 
-  function requireWorker(workerId: string): WorkerRow {
+  function requireWorker(workerId: string): WorkerRecord {
     const row = store.workers.get(workerId)
     if (!row) throw new DomainError('worker_not_found', `no worker ${workerId}`)
     return row
@@ -101,14 +101,14 @@ export function createTransitions(deps: DomainDeps) {
   }
 
   /** The stored row with the lease as the book has it (the database may lag by a flush). */
-  const withLease = (row: WorkerRow): WorkerRow => {
+  const withLease = (row: WorkerRecord): WorkerRecord => {
     const lease = leases.get(row.worker_id)
     return lease && isLive(row.status)
       ? { ...row, lease_expires_at: lease.leaseExpiresAt, last_heartbeat_at: lease.lastHeartbeatAt }
       : row
   }
 
-  const view = (row: WorkerRow): WorkerView =>
+  const view = (row: WorkerRecord): WorkerView =>
     workerView(withLease(row), store.workers.countChildren(row.worker_id), sandbox.describe(row.worker_id))
 
   /** Quarantine and release: moves between the two live states. */

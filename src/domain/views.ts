@@ -1,17 +1,17 @@
 // Rows to wire views. Views are allowlists: a token hash never leaves the store.
-import type { LineageNode, Resources, StateSnapshot, WorkerSummary, WorkerView } from '../schemas/index.js'
-import type { WorkerRow } from '../store/workers.js'
+import type { LineageNode, WorkerSummary, WorkerView } from '../schemas/index.js'
+import type { WorkerRecord } from '../store/workers.js'
 import { iso, isoOrNull } from './clock.js'
 import type { SandboxInfo } from './sandbox.js'
 
-export function workerSummary(row: WorkerRow, sandbox: SandboxInfo): WorkerSummary {
+export function workerSummary(row: WorkerRecord, sandbox: SandboxInfo): WorkerSummary {
   return {
     worker_id: row.worker_id,
     parent_id: row.parent_id,
     depth: row.depth,
     status: row.status,
     reason: row.reason,
-    resources: JSON.parse(row.resources) as Resources,
+    resources: row.resources,
     key_id: row.key_id,
     issued_at: iso(row.issued_at),
     registered_at: iso(row.registered_at),
@@ -24,15 +24,15 @@ export function workerSummary(row: WorkerRow, sandbox: SandboxInfo): WorkerSumma
   }
 }
 
-export function workerView(row: WorkerRow, childrenCount: number, sandbox: SandboxInfo): WorkerView {
+export function workerView(row: WorkerRecord, childrenCount: number, sandbox: SandboxInfo): WorkerView {
   return {
     ...workerSummary(row, sandbox),
-    state_snapshot: JSON.parse(row.state_snapshot) as StateSnapshot,
+    state_snapshot: row.state_snapshot,
     children_count: childrenCount,
   }
 }
 
-export const lineageNode = (row: Pick<WorkerRow, 'worker_id' | 'parent_id' | 'depth' | 'status'>, sandbox: SandboxInfo): LineageNode => ({
+export const lineageNode = (row: Pick<WorkerRecord, 'worker_id' | 'parent_id' | 'depth' | 'status'>, sandbox: SandboxInfo): LineageNode => ({
   worker_id: row.worker_id,
   parent_id: row.parent_id,
   depth: row.depth,

@@ -29,7 +29,6 @@ export const LIMITS = {
 const TERMINAL = ['deregistered', 'killed', 'reaped', 'expired', 'exited'] as const
 export const WorkerStatusSchema = z.enum(['active', 'quarantined', ...TERMINAL]).meta({ id: 'WorkerStatus', examples: ['active'] })
 export type WorkerStatus = z.infer<typeof WorkerStatusSchema>
-export const TERMINAL_STATUSES: readonly WorkerStatus[] = TERMINAL
 export const LIVE_STATUSES: readonly WorkerStatus[] = ['active', 'quarantined']
 
 export const TerminationReasonSchema = z.enum(['kill_switch', 'killed', 'reaped', 'expired', 'deregistered', 'exited'])

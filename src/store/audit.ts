@@ -30,6 +30,21 @@ export function createAuditRepository(db: Db, recordHash: RecordHash, onAppend: 
   const page = db.prepare<[number, number, number], AuditRow>(`SELECT * FROM audit WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?`)
   const countAfter = db.prepare<[number], number>(`SELECT count(*) FROM audit WHERE seq > ?`).pluck()
   const after = db.prepare<[number, number], AuditRow>(`SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?`)
+  // One statement per combination of filters and order, prepared on first use and kept.
+  const listStatements = new Map<string, ReturnType<typeof db.prepare<[Omit<AuditQuery, 'order'>], AuditRow>>>()
+  const listStatement = (query: AuditQuery) => {
+    const where = ['seq > @after_seq']
+    if (query.before_seq !== undefined) where.push('seq < @before_seq')
+    if (query.type !== undefined) where.push('type = @type')
+    if (query.worker_id !== undefined) where.push('(worker_id = @worker_id OR parent_id = @worker_id)')
+    const sql = `SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT @limit`
+    let statement = listStatements.get(sql)
+    if (!statement) {
+      statement = db.prepare<[Omit<AuditQuery, 'order'>], AuditRow>(sql)
+      listStatements.set(sql, statement)
+    }
+    return statement
+  }
 
   return {
     /** Must run inside the transaction of the change it records. */
@@ -53,13 +68,8 @@ export function createAuditRepository(db: Db, recordHash: RecordHash, onAppend: 
       return record
     },
     list(query: AuditQuery): AuditRecord[] {
-      const where = ['seq > @after_seq']
-      if (query.before_seq !== undefined) where.push('seq < @before_seq')
-      if (query.type !== undefined) where.push('type = @type')
-      if (query.worker_id !== undefined) where.push('(worker_id = @worker_id OR parent_id = @worker_id)')
-      const sql = `SELECT * FROM audit WHERE ${where.join(' AND ')} ORDER BY seq ${query.order === 'desc' ? 'DESC' : 'ASC'} LIMIT @limit`
       const { order: _order, ...params } = query
-      return db.prepare<[Omit<AuditQuery, 'order'>], AuditRow>(sql).all(params).map(fromRow)
+      return listStatement(query).all(params).map(fromRow)
     },
     /** Up to `limit` records after `seq`, in order: the event stream's slices. */
     after(seq: number, limit: number): AuditRecord[] {

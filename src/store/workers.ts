@@ -1,33 +1,44 @@
-// SQL for the workers table.
+// SQL for the workers table. Records come out parsed (JSON columns as objects), typed by the
+// schema below; every statement is prepared once.
+import { z } from 'zod'
+import { ResourcesSchema, StateSnapshotSchema, WorkerIdSchema, WorkerStatusSchema, type WorkerStatus } from '../schemas/index.js'
 import type { Db } from './db.js'
-import type { WorkerStatus } from '../schemas/index.js'
 
-export interface WorkerRow {
-  seq: number
-  worker_id: string
-  parent_id: string | null
-  depth: number
-  status: WorkerStatus
-  reason: string | null
-  lease_token_hash: Buffer
-  resources: string
-  state_snapshot: string
-  key_id: string
-  issued_at: number
-  registered_at: number
-  last_heartbeat_at: number | null
-  lease_expires_at: number
-  expires_at: number | null
-  last_spawn_at: number | null
-  ended_at: number | null
-}
+export const WorkerRecordSchema = z.object({
+  seq: z.int(),
+  worker_id: WorkerIdSchema,
+  parent_id: WorkerIdSchema.nullable(),
+  depth: z.int(),
+  status: WorkerStatusSchema,
+  reason: z.string().nullable(),
+  /** SHA-256 of the lease token: the token itself is never stored. */
+  lease_token_hash: z.instanceof(Buffer),
+  resources: ResourcesSchema,
+  state_snapshot: StateSnapshotSchema,
+  key_id: z.string(),
+  issued_at: z.number(),
+  registered_at: z.number(),
+  last_heartbeat_at: z.number().nullable(),
+  lease_expires_at: z.number(),
+  expires_at: z.number().nullable(),
+  last_spawn_at: z.number().nullable(),
+  ended_at: z.number().nullable(),
+})
+export type WorkerRecord = z.infer<typeof WorkerRecordSchema>
 
-export type NewWorker = Omit<WorkerRow, 'seq' | 'last_heartbeat_at' | 'last_spawn_at' | 'ended_at' | 'reason'> & {
-  reason: string | null
-}
+/** The row as SQLite holds it: the JSON columns as text. */
+type StoredWorker = Omit<WorkerRecord, 'resources' | 'state_snapshot'> & { resources: string; state_snapshot: string }
+
+const fromStored = (row: StoredWorker): WorkerRecord => ({
+  ...row,
+  resources: JSON.parse(row.resources) as WorkerRecord['resources'],
+  state_snapshot: JSON.parse(row.state_snapshot) as WorkerRecord['state_snapshot'],
+})
+
+export type NewWorker = Omit<WorkerRecord, 'seq' | 'last_heartbeat_at' | 'last_spawn_at' | 'ended_at'>
 
 export type LiveLeaseRow = Pick<
-  WorkerRow,
+  WorkerRecord,
   'worker_id' | 'status' | 'lease_token_hash' | 'lease_expires_at' | 'expires_at' | 'last_heartbeat_at'
 >
 
@@ -39,12 +50,8 @@ export interface WorkerFilter {
   limit: number
 }
 
-export interface TreeNode {
-  worker_id: string
-  parent_id: string | null
-  depth: number
-  status: WorkerStatus
-}
+/** A worker's place in the tree: what a lineage node is made of. */
+export type TreeNode = Pick<WorkerRecord, 'worker_id' | 'parent_id' | 'depth' | 'status'>
 
 const LIVE = `status IN ('active', 'quarantined')`
 /** A worker with its lease: the hot copy in `leases` while it is live, the final one after (migration 0009). */
@@ -61,7 +68,8 @@ export function createWorkerRepository(db: Db) {
       key_id, issued_at, registered_at, lease_expires_at, expires_at)
     VALUES (@worker_id, @parent_id, @depth, @status, @reason, @lease_token_hash, @resources, @state_snapshot,
       @key_id, @issued_at, @registered_at, @lease_expires_at, @expires_at)`)
-  const get = db.prepare<[string], WorkerRow>(`${WITH_LEASE} WHERE w.worker_id = ?`)
+  const get = db.prepare<[string], StoredWorker>(`${WITH_LEASE} WHERE w.worker_id = ?`)
+  const node = db.prepare<[string], TreeNode>(`SELECT worker_id, parent_id, depth, status FROM workers WHERE worker_id = ?`)
   const countLive = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM workers WHERE ${LIVE}`)
   const countChildren = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM workers WHERE parent_id = ?`)
   const setStatus = db.prepare(`UPDATE workers SET status = @status, reason = @reason WHERE worker_id = @worker_id`)
@@ -102,14 +110,31 @@ export function createWorkerRepository(db: Db) {
     )
     SELECT w.worker_id, w.parent_id, w.depth, w.status FROM tree JOIN workers w USING (worker_id)
     ORDER BY tree.level, w.seq LIMIT ?`)
+  const countByStatus = db.prepare<[], { status: WorkerStatus; n: number }>(`SELECT status, count(*) AS n FROM workers GROUP BY status`)
+  // One statement per combination of filters, prepared on first use and kept.
+  const listStatements = new Map<string, ReturnType<typeof db.prepare<[WorkerFilter], StoredWorker>>>()
+  const listStatement = (filter: WorkerFilter) => {
+    const where = ['seq > @after_seq']
+    if (filter.status !== undefined) where.push('status = @status')
+    if (filter.parent_id !== undefined) where.push('parent_id = @parent_id')
+    if (filter.depth !== undefined) where.push('depth = @depth')
+    const key = where.map((condition) => `w.${condition}`).join(' AND ')
+    let statement = listStatements.get(key)
+    if (!statement) {
+      statement = db.prepare<[WorkerFilter], StoredWorker>(`${WITH_LEASE} WHERE ${key} ORDER BY w.seq LIMIT @limit`)
+      listStatements.set(key, statement)
+    }
+    return statement
+  }
   const shiftLeases = db.prepare(`UPDATE leases SET lease_expires_at = max(lease_expires_at + @downtime, @floor)`)
 
   return {
     insert(worker: NewWorker): void {
-      insert.run(worker)
+      insert.run({ ...worker, resources: JSON.stringify(worker.resources), state_snapshot: JSON.stringify(worker.state_snapshot) })
     },
-    get(workerId: string): WorkerRow | undefined {
-      return get.get(workerId)
+    get(workerId: string): WorkerRecord | undefined {
+      const row = get.get(workerId)
+      return row && fromStored(row)
     },
     countLive(): number {
       return countLive.get()!.n
@@ -163,31 +188,26 @@ export function createWorkerRepository(db: Db) {
     descendants(workerId: string, limit: number): TreeNode[] {
       return descendants.all(workerId, limit)
     },
-    ancestors(worker: WorkerRow): TreeNode[] {
+    ancestors(worker: Pick<WorkerRecord, 'parent_id'>): TreeNode[] {
       const chain: TreeNode[] = []
       let parentId = worker.parent_id
       while (parentId !== null && chain.length < 1000) {
-        const parent = get.get(parentId)
+        const parent = node.get(parentId)
         if (!parent) break
-        chain.unshift({ worker_id: parent.worker_id, parent_id: parent.parent_id, depth: parent.depth, status: parent.status })
+        chain.unshift(parent)
         parentId = parent.parent_id
       }
       return chain
     },
-    list(filter: WorkerFilter): WorkerRow[] {
-      const where = ['seq > @after_seq']
-      if (filter.status !== undefined) where.push('status = @status')
-      if (filter.parent_id !== undefined) where.push('parent_id = @parent_id')
-      if (filter.depth !== undefined) where.push('depth = @depth')
-      const sql = `${WITH_LEASE} WHERE ${where.map((condition) => `w.${condition}`).join(' AND ')} ORDER BY w.seq LIMIT @limit`
-      return db.prepare<[WorkerFilter], WorkerRow>(sql).all(filter)
+    list(filter: WorkerFilter): WorkerRecord[] {
+      return listStatement(filter).all(filter).map(fromStored)
     },
     /** After a restart: leases keep what they had left at the last tick, and at least `floor`. */
     shiftLeases(downtime: number, floor: number): number {
       return shiftLeases.run({ downtime, floor }).changes
     },
     countByStatus(): Array<{ status: WorkerStatus; n: number }> {
-      return db.prepare<[], { status: WorkerStatus; n: number }>(`SELECT status, count(*) AS n FROM workers GROUP BY status`).all()
+      return countByStatus.all()
     },
   }
 }

@@ -528,7 +528,7 @@ describe('admission invariants under random operation sequences (property)', () 
           const limit = depthLimitAtRegistration.get(row.worker_id)
           expect(limit, `${ctx}: ${row.worker_id} registered through a successful register()`).toBeDefined()
           expect(row.depth, ctx).toBeLessThanOrEqual(limit!)
-          const resources = JSON.parse(row.resources) as Resources
+          const resources = row.resources
           expect(exceeds(resources, c.max_resources), ctx).toBeNull()
           if (row.parent_id === null) {
             expect(row.depth, ctx).toBe(0)
@@ -536,7 +536,7 @@ describe('admission invariants under random operation sequences (property)', () 
             const parent = byId.get(row.parent_id)
             expect(parent, ctx).toBeDefined()
             expect(row.depth, ctx).toBe(parent!.depth + 1)
-            expect(exceeds(resources, JSON.parse(parent!.resources) as Resources), ctx).toBeNull()
+            expect(exceeds(resources, parent!.resources), ctx).toBeNull()
           }
           if (terminal.has(row.worker_id)) expect(['active', 'quarantined'], ctx).not.toContain(row.status)
           if (row.status !== 'active' && row.status !== 'quarantined') terminal.add(row.worker_id)

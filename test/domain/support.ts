@@ -7,7 +7,7 @@ import { createTestWarden, type TestWarden, storeOf } from '../helpers/harness.j
 import type { Warden } from '../../src/domain/index.js'
 import { DomainError, type ErrorCode } from '../../src/domain/errors.js'
 import type { AuditRecord, AuditType, ContractInput, TerminationReason } from '../../src/schemas/index.js'
-import type { WorkerRow } from '../../src/store/workers.js'
+import type { WorkerRecord } from '../../src/store/workers.js'
 
 /** Runs `fn`, asserts it throws a DomainError with `code`, and returns that error. */
 export function expectDomainError(fn: () => unknown, code: ErrorCode): DomainError {
@@ -54,7 +54,7 @@ export function auditSince(warden: Warden, seq: number): AuditRecord[] {
   return auditRecords(warden).filter((record) => record.seq > seq)
 }
 
-export function worker(warden: Warden, id: string): WorkerRow {
+export function worker(warden: Warden, id: string): WorkerRecord {
   // Heartbeats renew leases in memory; write them back so the row shows what the book holds.
   warden.liveness.flushAllLeases()
   const row = storeOf(warden).workers.get(id)

@@ -219,7 +219,7 @@ describe('sandbox record', () => {
       const root = registerRoot(t.warden).id
       const child = registerChild(t.warden, root).id
       expect(sandboxOf(t.warden, child)).toMatchObject({ status: 'running', driver: 'external', launched_at: t.clock.now(), stopped_at: null })
-      expect(JSON.parse(sandboxOf(t.warden, child)!.resources)).toEqual(JSON.parse(worker(t.warden, child).resources))
+      expect(JSON.parse(sandboxOf(t.warden, child)!.resources)).toEqual(worker(t.warden, child).resources)
 
       const id = end(t, { root, child })
       const row = worker(t.warden, id)
