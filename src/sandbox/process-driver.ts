@@ -316,12 +316,17 @@ export async function createProcessDriver(options: ProcessDriverOptions): Promis
     if (sandbox === undefined) throw new Error(`no running sandbox ${workerId}`)
     const freeze = sandbox.plan.freeze
     if (freeze === null) throw new Error('freezing is not enforced on this host (no cgroup2 mount, no v1 freezer)')
+    let reached: boolean
     if (freeze.mode === 'v2') {
       fs.writeFileSync(freeze.file, frozen ? '1' : '0')
-      await until(() => readKeyed(readText(freeze.events) ?? '', 'frozen') === (frozen ? 1 : 0), 2000)
+      reached = await until(() => readKeyed(readText(freeze.events) ?? '', 'frozen') === (frozen ? 1 : 0), 2000)
     } else {
       fs.writeFileSync(freeze.file, frozen ? 'FROZEN' : 'THAWED')
-      await until(() => (readText(freeze.file) ?? '').trim() === (frozen ? 'FROZEN' : 'THAWED'), 2000)
+      reached = await until(() => (readText(freeze.file) ?? '').trim() === (frozen ? 'FROZEN' : 'THAWED'), 2000)
+    }
+    // Gone meanwhile is not a failure to freeze: its exit is reported as usual.
+    if (!reached && sandboxes.has(workerId)) {
+      throw new Error(`sandbox ${workerId} did not ${frozen ? 'freeze' : 'thaw'} within 2 s`)
     }
   }
 
