@@ -8,7 +8,7 @@ import { ManualClock } from '../../src/domain/clock.js'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
 import { createSigner } from '../../src/domain/signing.js'
 import { createMetrics } from '../../src/http/metrics.js'
-import type { ContractInput, Manifest } from '../../src/schemas/index.js'
+import type { ContractInput, Manifest, WorkerStatus } from '../../src/schemas/index.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
 import { storeHooks } from '../../src/domain/store-hooks.js'
@@ -354,10 +354,19 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
     expect(row.last_heartbeat_at).toBe(T0 + 5_000)
   })
 
-  it('accepts a body with metrics, and an empty JSON body', async () => {
+  it('validates the metrics of a heartbeat body and then drops them: stored nowhere, audited nowhere; an empty JSON body is accepted too', async () => {
     const t = await fresh()
     const w = registerRoot(t.warden)
-    expect((await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token), body: { metrics: { cpu: 0.4, rss_mb: 120 } } })).statusCode).toBe(200)
+    const audited = auditCount(storeOf(t.warden).db)
+    const withMetrics = await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token), body: { metrics: { cpu: 0.4, rss_mb_7f3a: 120 } } })
+    expect(withMetrics.statusCode, withMetrics.body).toBe(200)
+    expect(withMetrics.json()).toMatchObject({ directive: 'continue' })
+    expect(withMetrics.body).not.toContain('rss_mb_7f3a')
+    t.warden.liveness.flushAllLeases()
+    expect(JSON.stringify(dbSnapshot(storeOf(t.warden).db))).not.toContain('rss_mb_7f3a')
+    expect(auditCount(storeOf(t.warden).db)).toBe(audited)
+    const bad = await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token), body: { metrics: { cpu: 'high' } } })
+    expect(expectProblem(bad, 400, 'validation_failed').detail).toContain('metrics.cpu')
     expect((await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token), body: {} })).statusCode).toBe(200)
     const empty = await t.app.inject({ method: 'POST', url: `/v1/workers/${w.id}/heartbeat`, headers: { ...bearer(w.token), 'content-type': 'application/json' }, payload: '' })
     expect(empty.statusCode, empty.body).toBe(200)
@@ -374,13 +383,13 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
     expect(storeOf(t.warden).workers.get(w.id)!.status).toBe('quarantined')
   })
 
-  it.each<[string, Partial<ContractInput>, (t: TestApp, w: { id: string; token: string }) => Promise<unknown> | unknown, string]>([
-    ['killed by an operator', {}, (t, w) => send(t, 'POST', `/v1/workers/${w.id}/kill`, { headers: t.op }), 'killed'],
-    ['killed by the kill switch', {}, (t) => send(t, 'POST', '/v1/kill-switch', { headers: t.op }), 'kill_switch'],
-    ['silent past its heartbeat timeout', {}, (t) => t.clock.advance(30_000), 'reaped'],
-    ['past its lifetime', { expiration_seconds: 20 }, (t) => t.clock.advance(20_000), 'expired'],
-    ['shut down by itself', {}, (t, w) => send(t, 'DELETE', `/v1/workers/${w.id}`, { headers: bearer(w.token) }), 'deregistered'],
-  ])('answers 410 worker_terminated, directive terminate, to a worker %s', async (_label, overrides, end, reason) => {
+  it.each<[string, Partial<ContractInput>, (t: TestApp, w: { id: string; token: string }) => Promise<unknown> | unknown, string, WorkerStatus]>([
+    ['killed by an operator', {}, (t, w) => send(t, 'POST', `/v1/workers/${w.id}/kill`, { headers: t.op }), 'killed', 'killed'],
+    ['killed by the kill switch', {}, (t) => send(t, 'POST', '/v1/kill-switch', { headers: t.op }), 'kill_switch', 'killed'],
+    ['silent past its heartbeat timeout', {}, (t) => t.clock.advance(30_000), 'reaped', 'reaped'],
+    ['past its lifetime', { expiration_seconds: 20 }, (t) => t.clock.advance(20_000), 'expired', 'expired'],
+    ['shut down by itself', {}, (t, w) => send(t, 'DELETE', `/v1/workers/${w.id}`, { headers: bearer(w.token) }), 'deregistered', 'deregistered'],
+  ])('answers 410 worker_terminated, directive terminate, to a worker %s', async (_label, overrides, end, reason, status) => {
     const t = await fresh(overrides)
     const w = registerRoot(t.warden)
     await end(t, w)
@@ -388,7 +397,7 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
     const problem = expectProblem(res, 410, 'worker_terminated')
     expect(problem).toMatchObject({ directive: 'terminate', reason })
     const row = storeOf(t.warden).workers.get(w.id)!
-    expect(['killed', 'reaped', 'expired', 'deregistered']).toContain(row.status)
+    expect(row.status).toBe(status)
     expect(row.last_heartbeat_at).toBeNull()
     // Terminal is forever: asking again changes nothing.
     const before = dbSnapshot(storeOf(t.warden).db)
