@@ -141,17 +141,24 @@ export function createSandboxes(deps: DomainDeps & { enforcer: SandboxEnforcer }
     /** POST /v1/sandboxes: a managed root, issued, registered and launched in one decision. */
     launchRoot(request: SandboxLaunchRequest, key?: string): ManagedLaunch {
       const scope = idempotencyScope(operatorActor, key, 'launch_sandbox', request)
-      const denied = unavailable('manifest_denied', operatorActor, null)
-      if (denied) throw denied
-      // With a key, a repeat answers the first launch (its manifest) and launches nothing.
+      // With a key, a repeat answers the first launch (its manifest) and launches nothing, even if
+      // the driver has become unavailable since. A 503 decided nothing: it is not kept under the
+      // key, so a retry once the driver is back launches.
       const { value, replayed } = deps.idempotency.once(
         scope,
         () => {
+          const denied = unavailable('manifest_denied', operatorActor, null)
+          if (denied) return denied
           const manifest = caught(() => admission.issueRoot({ state_snapshot: request.state_snapshot, resources: request.resources }))
           if (manifest instanceof DomainError) return manifest
           return admitManaged(manifest, request.program)
         },
-        { status: 201, keep: ({ manifest }) => ({ manifest }), replay: (kept) => ({ ...(kept as { manifest: Manifest }), leaseToken: '' }) },
+        {
+          status: 201,
+          keep: ({ manifest }) => ({ manifest }),
+          replay: (kept) => ({ ...(kept as { manifest: Manifest }), leaseToken: '' }),
+          recordError: (error) => error.code !== 'sandbox_unavailable',
+        },
       )
       const { manifest, leaseToken } = value
       const launched = replayed ? Promise.resolve() : start(manifest, leaseToken, request.program)

@@ -153,6 +153,24 @@ describe('Idempotency-Key on managed launches (SPEC §3 Retries)', () => {
     expectDomainError(() => t.warden.sandboxes.launchRoot({ program: { command: ['other'] } }, 'key-1'), 'idempotency_key_reused')
   })
 
+  it('a keyed repeat answers the first launch even when the driver has become unavailable; a keyed 503 is not kept', async () => {
+    const t = setup()
+    t.fake.available = false
+    expectDomainError(() => t.warden.sandboxes.launchRoot({ program: PROGRAM }, 'key-2'), 'sandbox_unavailable')
+    t.fake.available = true
+    // The 503 decided nothing: the same key now launches.
+    const first = t.warden.sandboxes.launchRoot({ program: PROGRAM }, 'key-2')
+    await first.launched
+    expect(t.fake.launches).toHaveLength(1)
+    const records = auditRecords(t.warden).length
+    t.fake.available = false
+    const again = t.warden.sandboxes.launchRoot({ program: PROGRAM }, 'key-2')
+    await again.launched
+    expect(again.manifest).toEqual(first.manifest)
+    expect(auditRecords(t.warden)).toHaveLength(records)
+    expect(t.fake.launches).toHaveLength(1)
+  })
+
   it("a managed parent's keyed repeat spawn answers the same child and launches nothing more", async () => {
     const t = setup()
     const root = (await launch(t)).manifest.worker_id
