@@ -78,7 +78,7 @@ export function createStore(db: Db, options: StoreOptions) {
   }
   return {
     db,
-    workers: createWorkerRepository(db),
+    workers: createWorkerRepository(db, deferUntilCommit),
     manifests: createManifestRepository(db),
     audit,
     /**

@@ -62,7 +62,11 @@ const WITH_LEASE = `SELECT w.*, coalesce(l.lease_expires_at, w.lease_expires_at)
 const FINAL_LEASE = `lease_expires_at = coalesce((SELECT l.lease_expires_at FROM leases l WHERE l.worker_id = workers.worker_id), lease_expires_at),
   last_heartbeat_at = coalesce((SELECT l.last_heartbeat_at FROM leases l WHERE l.worker_id = workers.worker_id), last_heartbeat_at)`
 
-export function createWorkerRepository(db: Db) {
+/**
+ * `afterCommit` runs a callback once the enclosing transaction commits (at once outside one): the
+ * counts by status are kept in memory that way, so a scrape never counts a million rows.
+ */
+export function createWorkerRepository(db: Db, afterCommit: (callback: () => void) => void = (callback) => callback()) {
   const insert = db.prepare(`
     INSERT INTO workers (worker_id, parent_id, depth, status, reason, lease_token_hash, resources, state_snapshot,
       key_id, issued_at, registered_at, lease_expires_at, expires_at)
@@ -110,7 +114,6 @@ export function createWorkerRepository(db: Db) {
     )
     SELECT w.worker_id, w.parent_id, w.depth, w.status FROM tree JOIN workers w USING (worker_id)
     ORDER BY tree.level, w.seq LIMIT ?`)
-  const countByStatus = db.prepare<[], { status: WorkerStatus; n: number }>(`SELECT status, count(*) AS n FROM workers GROUP BY status`)
   // One statement per combination of filters, prepared on first use and kept.
   const listStatements = new Map<string, ReturnType<typeof db.prepare<[WorkerFilter], StoredWorker>>>()
   const listStatement = (filter: WorkerFilter) => {
@@ -127,10 +130,23 @@ export function createWorkerRepository(db: Db) {
     return statement
   }
   const shiftLeases = db.prepare(`UPDATE leases SET lease_expires_at = max(lease_expires_at + @downtime, @floor)`)
+  const liveStatus = db.prepare<[string], WorkerStatus>(`SELECT status FROM leases WHERE worker_id = ?`).pluck()
+
+  // Workers by status as committed: counted once here, then moved by every write below.
+  const counts = new Map<WorkerStatus, number>()
+  for (const { status, n } of db.prepare<[], { status: WorkerStatus; n: number }>(`SELECT status, count(*) AS n FROM workers GROUP BY status`).all()) {
+    counts.set(status, n)
+  }
+  const move = (from: WorkerStatus | null, to: WorkerStatus, n: number) =>
+    afterCommit(() => {
+      if (from !== null) counts.set(from, (counts.get(from) ?? 0) - n)
+      counts.set(to, (counts.get(to) ?? 0) + n)
+    })
 
   return {
     insert(worker: NewWorker): void {
       insert.run({ ...worker, resources: JSON.stringify(worker.resources), state_snapshot: JSON.stringify(worker.state_snapshot) })
+      move(null, worker.status, 1)
     },
     get(workerId: string): WorkerRecord | undefined {
       const row = get.get(workerId)
@@ -144,11 +160,16 @@ export function createWorkerRepository(db: Db) {
     },
     /** Moves between live states (quarantine and release). */
     setLiveStatus(workerId: string, status: 'active' | 'quarantined', reason: string | null): void {
+      const from = liveStatus.get(workerId) ?? status
       setStatus.run({ worker_id: workerId, status, reason })
+      if (from !== status) move(from, status, 1)
     },
     /** Moves a live worker to a terminal state; false when it was not live. */
     terminate(workerId: string, status: WorkerStatus, reason: string, at: number): boolean {
-      return terminate.run({ worker_id: workerId, status, reason, at }).changes === 1
+      const from = liveStatus.get(workerId) ?? 'active'
+      const ended = terminate.run({ worker_id: workerId, status, reason, at }).changes === 1
+      if (ended) move(from, status, 1)
+      return ended
     },
     /**
      * Kills every live worker in one statement; the ids killed. The hot rows go first, all at
@@ -157,7 +178,13 @@ export function createWorkerRepository(db: Db) {
      */
     killAllLive(reason: string, at: number): string[] {
       clearLeases.run()
-      return terminateAllLive.all({ reason, at })
+      const killed = terminateAllLive.all({ reason, at })
+      afterCommit(() => {
+        counts.set('active', 0)
+        counts.set('quarantined', 0)
+        counts.set('killed', (counts.get('killed') ?? 0) + killed.length)
+      })
+      return killed
     },
     /** Writes a lease renewal; a worker that ended meanwhile keeps its final lease. */
     renewLease(renewal: { worker_id: string; lease_expires_at: number; last_heartbeat_at: number | null }): void {
@@ -206,8 +233,9 @@ export function createWorkerRepository(db: Db) {
     shiftLeases(downtime: number, floor: number): number {
       return shiftLeases.run({ downtime, floor }).changes
     },
+    /** As committed; kept in memory (see `counts`), so this costs nothing at any table size. */
     countByStatus(): Array<{ status: WorkerStatus; n: number }> {
-      return countByStatus.all()
+      return [...counts].filter(([, n]) => n > 0).map(([status, n]) => ({ status, n }))
     },
   }
 }

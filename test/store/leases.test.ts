@@ -83,3 +83,43 @@ describe('leases (hot table)', () => {
     expect(listed).toMatchObject({ worker_id: id, last_heartbeat_at: t.clock.now(), lease_expires_at: t.clock.now() + 30 * SECOND })
   })
 })
+
+describe('workers by status (kept in memory for the metrics scrape)', () => {
+  const counted = (t: TestWarden) =>
+    Object.fromEntries(storeOf(t.warden).workers.countByStatus().map(({ status, n }) => [status, n]))
+  const grouped = (t: TestWarden) =>
+    Object.fromEntries(
+      (storeOf(t.warden).db.prepare(`SELECT status, count(*) AS n FROM workers GROUP BY status`).all() as Array<{ status: string; n: number }>).map(
+        ({ status, n }) => [status, n],
+      ),
+    )
+
+  it('matches a count of the table after every kind of change, a rolled-back one included', () => {
+    const t = setup()
+    const ids = Array.from({ length: 8 }, () => registerRoot(t.warden).id)
+    expect(counted(t)).toEqual(grouped(t))
+    t.warden.transitions.quarantine(ids[0]!, 'look')
+    t.warden.transitions.quarantine(ids[1]!, 'look')
+    t.warden.transitions.release(ids[1]!)
+    t.warden.transitions.deregister(ids[2]!, 'done')
+    t.warden.transitions.kill(ids[3]!, { cascade: true })
+    expect(counted(t)).toEqual(grouped(t))
+    expect(() =>
+      storeOf(t.warden).transaction(() => {
+        storeOf(t.warden).workers.terminate(ids[4]!, 'killed', 'rolled back', t.clock.now())
+        throw new Error('roll back')
+      }),
+    ).toThrow('roll back')
+    expect(counted(t)).toEqual(grouped(t))
+    t.clock.advance(20 * SECOND)
+    t.warden.liveness.heartbeat(ids[5]!)
+    t.clock.advance(15 * SECOND)
+    t.warden.liveness.tick()
+    expect(counted(t)).toEqual(grouped(t))
+    registerRoot(t.warden)
+    t.warden.transitions.quarantine(ids[5]!, 'look')
+    t.warden.killSwitch.engage('drill')
+    expect(counted(t)).toEqual(grouped(t))
+    expect(counted(t).killed).toBeGreaterThan(1)
+  })
+})
