@@ -139,11 +139,17 @@ export const admissionRules: readonly AdmissionRule[] = [
     },
   },
   {
-    // A root is depth 0 and max_depth >= 0: only children can be too deep.
+    // Depth is derived, never taken from a manifest (SPEC §2.2): at registration it is derived
+    // again (a root 0, a child its parent's + 1) and a manifest stating another is refused. A
+    // root is depth 0 and max_depth >= 0: only children can be too deep.
     code: 'depth_exceeded',
     stages: ['spawn', 'register'],
     onRegister: 'rejected',
-    check: ({ stage, candidate: { depth }, contract }) => {
+    check: ({ stage, candidate: { depth }, contract, parent }) => {
+      if (stage === 'register') {
+        const derived = parent ? parent.depth + 1 : 0
+        if (depth !== derived) return `depth ${depth} is not the derived depth ${derived} (a root is 0, a child its parent's + 1)`
+      }
       if (depth <= contract.max_depth) return null
       return stage === 'register'
         ? `depth ${depth} exceeds max_depth ${contract.max_depth}`

@@ -3,19 +3,23 @@
 // stored only as SHA-256 digests and compared in constant time.
 import type { DomainDeps } from './context.js'
 import { DomainError } from './errors.js'
-import { hashToken, tokenMatches } from './tokens.js'
+import { generateToken, hashToken, tokenMatches } from './tokens.js'
+
+/** Compared against when the worker does not exist, so an unknown id costs and answers the same as a wrong token. */
+const NO_WORKER_HASH = hashToken(generateToken())
 
 export function createAuthentication(deps: Pick<DomainDeps, 'store' | 'leases'>) {
   const { store, leases } = deps
   return {
-    /** The worker `workerId`, when `token` is its lease token; throws unauthorized or worker_not_found. */
+    /**
+     * The worker `workerId`, when `token` is its lease token. A wrong token answers unauthorized
+     * alike for a known and an unknown id, so no caller learns which ids exist (SPEC §2.8).
+     */
     worker(workerId: string, token: string | undefined): { worker_id: string } {
-      if (token === undefined) throw new DomainError('unauthorized', `the lease token of worker ${workerId} is required`)
+      const refused = () => new DomainError('unauthorized', `a valid lease token of worker ${workerId} is required`)
+      if (token === undefined) throw refused()
       const tokenHash = leases.get(workerId)?.tokenHash ?? store.workers.tokenHash(workerId)
-      if (tokenHash === undefined) throw new DomainError('worker_not_found', `no worker ${workerId}`)
-      if (!tokenMatches(token, tokenHash)) {
-        throw new DomainError('unauthorized', `a valid lease token of worker ${workerId} is required`)
-      }
+      if (!tokenMatches(token, tokenHash ?? NO_WORKER_HASH) || tokenHash === undefined) throw refused()
       return { worker_id: workerId }
     },
   }

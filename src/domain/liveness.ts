@@ -25,7 +25,7 @@ export interface TickResult {
 const BATCH = 100
 
 export function createLiveness(deps: DomainDeps, transitions: Transitions) {
-  const { store, clock, contracts, sandbox, leases } = deps
+  const { store, clock, contracts, sandbox, leases, signer } = deps
 
   /** Writes the book's lease of these workers now, so the database stops offering them as due. */
   function writeBack(workerIds: string[]): void {
@@ -107,6 +107,23 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
         const floor = now + contracts.current().ms.heartbeat_interval
         const resumed = lastTick === null ? 0 : store.workers.shiftLeases(downtime, floor)
         store.controllerState.tick(now)
+        // After a signing-key change, a manifest signed with a key no longer held can never
+        // register: it must not hold a quota slot until its TTL either.
+        for (const manifest of store.manifests.outstandingKeys()) {
+          if (manifest.key_id !== null && signer.holds(manifest.key_id)) continue
+          store.manifests.close(manifest.worker_id, 'voided')
+          store.audit.append(
+            {
+              type: 'manifest_expired',
+              actor: controllerActor,
+              worker_id: manifest.worker_id,
+              parent_id: manifest.parent_id,
+              code: 'unknown_key',
+              data: { reason: `signed with key ${manifest.key_id}, which this controller no longer holds`, key_id: manifest.key_id },
+            },
+            iso(now),
+          )
+        }
         store.audit.append(
           { type: 'controller_started', actor: controllerActor, data: { ...details, downtime_ms: downtime, leases_resumed: resumed } },
           iso(now),

@@ -47,6 +47,8 @@ export interface Signer {
   sign(manifest: Omit<UnsignedManifest, 'key_id'>): Manifest
   /** Throws unknown_key or invalid_signature; returns normally only for an authentic manifest. */
   verify(manifest: Manifest): void
+  /** Whether a manifest signed with `keyId` could still verify. */
+  holds(keyId: string): boolean
 }
 
 /**
@@ -64,6 +66,7 @@ export function createSigner(current: Buffer, previous: Buffer[] = []): Signer {
 
   return {
     keyId,
+    holds: (id) => ring.has(id),
     sign(fields) {
       const unsigned: UnsignedManifest = { ...fields, key_id: keyId }
       return { ...unsigned, signature: mac(current, unsigned).toString('hex') }

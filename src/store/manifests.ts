@@ -28,6 +28,9 @@ export function createManifestRepository(db: Db) {
   const due = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
     SELECT worker_id, parent_id FROM manifests WHERE status = 'outstanding' AND expires_at <= ? ORDER BY expires_at LIMIT ?`)
   const voidAll = db.prepare(`UPDATE manifests SET status = 'voided' WHERE status = 'outstanding'`)
+  const outstandingKeys = db.prepare<[], { worker_id: string; parent_id: string | null; key_id: string | null }>(
+    `SELECT worker_id, parent_id, json_extract(body, '$.key_id') AS key_id FROM manifests WHERE status = 'outstanding'`,
+  )
   const outstandingOf = db.prepare<[string], { worker_id: string; parent_id: string | null }>(
     `SELECT worker_id, parent_id FROM manifests WHERE status = 'outstanding' AND parent_id = ?`,
   )
@@ -52,6 +55,10 @@ export function createManifestRepository(db: Db) {
     },
     voidAll(): number {
       return voidAll.run().changes
+    },
+    /** Every outstanding manifest with the key it was signed with. */
+    outstandingKeys() {
+      return outstandingKeys.all()
     },
     outstandingOf(parentId: string) {
       return outstandingOf.all(parentId)

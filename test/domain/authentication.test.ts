@@ -25,10 +25,13 @@ describe('worker authentication', () => {
     expectDomainError(() => warden.authentication.worker(a.id, b.token), 'unauthorized')
   })
 
-  it('answers worker_not_found for a worker that never registered', () => {
+  it('answers unauthorized for a worker that never registered, as for a known one, so ids cannot be probed', () => {
     const { warden } = setup()
     const { token } = registerRoot(warden)
-    expectDomainError(() => warden.authentication.worker('0'.repeat(32), token), 'worker_not_found')
+    const other = registerRoot(warden)
+    const unknown = expectDomainError(() => warden.authentication.worker('0'.repeat(32), token), 'unauthorized')
+    const known = expectDomainError(() => warden.authentication.worker(other.id, token), 'unauthorized')
+    expect(unknown.message.replace('0'.repeat(32), 'ID')).toBe(known.message.replace(other.id, 'ID'))
   })
 
   it('still knows a terminated worker, so its heartbeat can be told to terminate', () => {

@@ -405,10 +405,21 @@ describe('POST /v1/workers/{id}/heartbeat', () => {
     expect(dbSnapshot(storeOf(t.warden).db)).toEqual(before)
   })
 
-  it('answers 404 worker_not_found for a worker that does not exist', async () => {
+  it('answers a wrong token 401 alike for an unknown and a known worker, so ids cannot be probed (issue #7 item 9)', async () => {
     const t = await fresh()
     const w = registerRoot(t.warden)
-    expectProblem(await send(t, 'POST', `/v1/workers/${'d'.repeat(32)}/heartbeat`, { headers: bearer(w.token) }), 404, 'worker_not_found')
+    const other = registerRoot(t.warden)
+    const unknown = await send(t, 'POST', `/v1/workers/${'d'.repeat(32)}/heartbeat`, { headers: bearer(w.token) })
+    const known = await send(t, 'POST', `/v1/workers/${other.id}/heartbeat`, { headers: bearer(w.token) })
+    expectProblem(unknown, 401, 'unauthorized')
+    expectProblem(known, 401, 'unauthorized')
+    for (const path of ['spawn', '']) {
+      const url = (id: string) => `/v1/workers/${id}${path ? `/${path}` : ''}`
+      const method = path ? 'POST' : 'DELETE'
+      const body = path ? { reason: 'probe' } : undefined
+      expect((await send(t, method, url('e'.repeat(32)), { headers: bearer(w.token), body })).statusCode).toBe(401)
+      expect((await send(t, method, url(other.id), { headers: bearer(w.token), body })).statusCode).toBe(401)
+    }
   })
 })
 
