@@ -175,18 +175,28 @@ export function createSandboxes(deps: DomainDeps & { enforcer: SandboxEnforcer }
       if (!parentSandbox || parentSandbox.managed !== 1 || parentSandbox.program === null) {
         return { manifest: admission.spawn(parent, request, key), launched: null }
       }
-      const denied = unavailable('spawn_denied', workerActor(parent.worker_id), parent.worker_id)
-      if (denied) throw denied
       const program = JSON.parse(parentSandbox.program) as SandboxProgram
-      const result = store.transaction(() => {
-        const manifest = caught(() => admission.spawn(parent, request, key))
-        if (manifest instanceof DomainError) return manifest
-        // A keyed repeat answers the first approval, whose child already registered: nothing new.
-        if (store.manifests.get(manifest.worker_id)?.status !== 'outstanding') return { manifest, leaseToken: null }
-        return admitManaged(manifest, program)
-      })
-      if (result instanceof DomainError) throw result
-      return { manifest: result.manifest, launched: result.leaseToken === null ? null : start(result.manifest, result.leaseToken, program) }
+      // The whole managed spawn (approval, registration, record) is the keyed decision: a repeat
+      // answers the first one (even if the driver has become unavailable since) and launches
+      // nothing; a 503 decided nothing and is not kept under the key.
+      const scope = idempotencyScope(workerActor(parent.worker_id), key, 'spawn', request)
+      const { value, replayed } = deps.idempotency.once(
+        scope,
+        () => {
+          const denied = unavailable('spawn_denied', workerActor(parent.worker_id), parent.worker_id)
+          if (denied) return denied
+          const manifest = caught(() => admission.spawn(parent, request))
+          if (manifest instanceof DomainError) return manifest
+          return admitManaged(manifest, program)
+        },
+        {
+          status: 201,
+          keep: ({ manifest }) => ({ manifest }),
+          replay: (kept) => ({ ...(kept as { manifest: Manifest }), leaseToken: '' }),
+          recordError: (error) => error.code !== 'sandbox_unavailable',
+        },
+      )
+      return { manifest: value.manifest, launched: replayed ? null : start(value.manifest, value.leaseToken, program) }
     },
 
     ended,
