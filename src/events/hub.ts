@@ -6,8 +6,11 @@ import type { AuditRecord } from '../schemas/index.js'
 
 /** Where a subscriber's bytes go: an http.ServerResponse fits. */
 export interface EventSink {
-  /** False when the stream's buffer is full: write no more until 'drain'. */
+  /** False once the stream's buffer is past its high-water mark: 'drain' follows when it empties. */
   write(chunk: string): boolean
+  /** Bytes written but not yet handed to the kernel. */
+  readonly writableLength: number
+  readonly writableHighWaterMark: number
   end(): unknown
   destroy(): unknown
   once(event: 'close' | 'drain', listener: () => void): unknown
@@ -33,6 +36,8 @@ export interface EventHubOptions {
   source: AuditEventSource
   /** A comment line goes to every subscriber this often (SPEC: at least every 15 s). */
   keepAliveMs?: number
+  /** Per subscriber: beyond this many unsent bytes nothing more is written until the socket drains. */
+  bufferBytes?: number
   /**
    * A subscriber whose buffer stays full this long (it reads nothing) is sent `overflow` and
    * disconnected.
@@ -46,6 +51,7 @@ export interface EventHubOptions {
 
 export const DEFAULT_KEEP_ALIVE_MS = 15_000
 export const DEFAULT_STALL_MS = 10_000
+export const DEFAULT_BUFFER_BYTES = 512 * 1024
 const DEFAULT_SLICE = 256
 const DEFAULT_DROP_GRACE_MS = 10_000
 /** Sent to browsers' EventSource: how long to wait before reconnecting. */
@@ -78,6 +84,7 @@ export function createEventHub(options: EventHubOptions) {
   const { source } = options
   const keepAliveMs = options.keepAliveMs ?? DEFAULT_KEEP_ALIVE_MS
   const stallMs = options.stallMs ?? DEFAULT_STALL_MS
+  const bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES
   const sliceSize = options.sliceSize ?? DEFAULT_SLICE
   const dropGraceMs = options.dropGraceMs ?? DEFAULT_DROP_GRACE_MS
   const subscribers = new Set<Subscriber>()
@@ -111,12 +118,14 @@ export function createEventHub(options: EventHubOptions) {
   }
 
   /**
-   * Writes; when the stream's buffer is full, the subscriber is blocked until it drains, and sent
-   * `overflow` if it does not drain within stallMs. The buffer stays bounded by the stream's
-   * high-water mark plus one frame: what a slow reader has not had yet stays in the log.
+   * Writes; once the subscriber's unsent bytes reach bufferBytes it is blocked until the socket
+   * drains, and sent `overflow` if it does not drain within stallMs. Its buffer stays bounded by
+   * bufferBytes plus one frame: what a slow reader has not had yet stays in the log.
    */
   const send = (sub: Subscriber, chunk: string) => {
-    if (sub.sink.write(chunk)) return
+    sub.sink.write(chunk)
+    // Past the stream's own high-water mark too (write returned false), so 'drain' will come.
+    if (sub.sink.writableLength < Math.max(bufferBytes, sub.sink.writableHighWaterMark)) return
     sub.blocked = true
     sub.sink.once('drain', sub.onDrain)
     sub.stall = setTimeout(() => overflow(sub), stallMs)

@@ -187,11 +187,15 @@ describe('GET /v1/events', () => {
     socket.write(`GET /v1/events HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${OPERATOR_TOKEN}\r\n\r\n`)
     socket.pause()
     while (served.app.events.size === 0) await sleep(5)
-    // Loopback kernel buffers hold a few MB: commit until they are full and the stall is seen.
+    // Loopback kernel buffers hold a few MB: commit big records until they are full and the stall is seen.
+    const store = storeOf(served.warden)
+    const padding = 'x'.repeat(8_000)
     for (let batch = 0; served.app.events.stats().overflows === 0; batch++) {
-      if (batch === 200) throw new Error('no overflow after 100k records')
-      for (let i = 0; i < 500; i++) served.warden.admission.issueRoot({})
-      await sleep(20)
+      if (batch === 400) throw new Error('no overflow after 20,000 records of 8 kB')
+      store.transaction(() => {
+        for (let i = 0; i < 50; i++) store.audit.append({ type: 'contract_updated', actor: 'test', data: { padding } }, new Date().toISOString())
+      })
+      await sleep(10)
     }
     expect(served.app.events.size).toBe(0)
     // Now read what the server sent before hanging up.
