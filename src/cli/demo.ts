@@ -17,6 +17,7 @@ import { EXIT, UsageError, type Context } from './context.js'
 import type { DemoMessage } from './demo-worker.js'
 import { eventLine, frame, lineageTree, summaryLines, contractLine, type DemoEvent, type DemoSummary, type DemoWorker } from './demo-view.js'
 import { truncate } from './format.js'
+import { runManagedDemo } from './demo-managed.js'
 import { nodeCommand } from './launch.js'
 
 /** Small enough to finish in seconds, and every kind of denial shows up. */
@@ -38,6 +39,14 @@ export const DEMO_CONTRACT: ContractInput = {
   ],
 }
 
+/** The demo contract for managed workers: leases and resources that fit a sandboxed runtime. */
+export const MANAGED_DEMO_CONTRACT: ContractInput = {
+  ...DEMO_CONTRACT,
+  max_replicas: 5,
+  heartbeat_timeout_seconds: 30,
+  default_resources: { cpu_limit: 0.5, memory_limit_mb: 256, network_policy: { allow_controller: true, allow_external: false } },
+}
+
 const DENIAL_TYPES = new Set(['spawn_denied', 'manifest_denied', 'registration_rejected'])
 const TICK_MS = 250
 const POLL_MS = 500
@@ -48,6 +57,8 @@ interface Controller {
   url: string
   token: string
   startedByDemo: boolean
+  /** Where the sandboxes' work folders are (a controller the demo started), else null. */
+  sandboxDir: string | null
   close(): Promise<void>
 }
 
@@ -69,6 +80,7 @@ async function startController(): Promise<Controller> {
     url: server.address,
     token,
     startedByDemo: true,
+    sandboxDir: join(dir, 'sandboxes'),
     async close() {
       await server.close()
       rmSync(dir, { recursive: true, force: true })
@@ -95,12 +107,18 @@ export const demoCommands: Command[] = [
       'On a controller you name, the demo keeps its contract unless you pass --contract, and it leaves',
       'the kill switch ENGAGED at the end (it terminates every worker on that controller).',
       'Exit code 0 when every process exited after the kill switch and the audit chain verified.',
+      '',
+      'Where the controller can run sandboxes (GET /v1/sandbox-driver), the workers are managed: Warden',
+      'launches them, and one ROGUE worker ignores its 410, forks, allocates past its memory limit and',
+      'tries to reach the outside; the demo shows each attempt contained and the kill switch ending it.',
+      'Elsewhere it says why and runs the workers as plain processes (also with --no-sandbox).',
     ],
     options: {
       contract: { type: 'string', value: 'FILE', description: 'contract JSON to apply (default: a small built-in demo contract)' },
       duration: { type: 'string', value: 'SECONDS', description: 'longest time to let workers replicate (default 45)' },
       settle: { type: 'string', value: 'SECONDS', description: 'how long to watch once every slot is taken (default 2)' },
       'work-ms': { type: 'string', value: 'MS', description: 'length of one unit of simulated work (default 300)' },
+      'no-sandbox': { type: 'boolean', description: 'run the workers as plain processes even where sandboxes are available' },
     },
     async run(ctx) {
       return runDemo(ctx)
@@ -252,7 +270,7 @@ async function runDemo(ctx: Context): Promise<number> {
   let forced = 0
   try {
     const controller: Controller = external
-      ? { url: ctx.url, token: ctx.token(), startedByDemo: false, close: async () => {} }
+      ? { url: ctx.url, token: ctx.token(), startedByDemo: false, sandboxDir: null, close: async () => {} }
       : await startController()
     cleanups.push(() => controller.close())
     url = controller.url
@@ -263,6 +281,17 @@ async function runDemo(ctx: Context): Promise<number> {
     const killSwitch = await api.getKillSwitch()
     if (killSwitch.engaged) {
       throw new UsageError(`the kill switch of ${url} is engaged; disengage it first (warden kill-switch disengage)`)
+    }
+    // Managed workers where this controller can run sandboxes (SPEC §5); plain processes otherwise.
+    const driver = await api.sandboxDriver().catch(() => null)
+    if (driver?.available && !ctx.values['no-sandbox']) {
+      // A sandboxed worker starts slower under its cpu quota, and a runtime needs its memory:
+      // the built-in contract gets room for both (a contract given with --contract is kept).
+      if (contractInput === DEMO_CONTRACT) contract = await api.putContract(MANAGED_DEMO_CONTRACT)
+      return await runManagedDemo(ctx, api, controller, { contract, durationMs, workMs, driver: `${driver.driver} (cgroup ${driver.cgroup})` })
+    }
+    if (!ctx.values['no-sandbox']) {
+      say(style.yellow(`Sandboxes unavailable here (${driver?.reason ?? 'the controller does not say'}): the workers run as plain processes, and only obey.`))
     }
     const auditStart = (await api.verifyAudit()).records
     if (!liveView) {

@@ -80,7 +80,7 @@ describe('warden demo', () => {
 
   it('against WARDEN_URL: the workers the contract allows, all exited after the kill switch, audit verified', async () => {
     const result = await binary(
-      ['demo', '--json', '--contract', contractFile(), '--work-ms', '150', '--settle', '1', '--duration', '30'],
+      ['demo', '--no-sandbox', '--json', '--contract', contractFile(), '--work-ms', '150', '--settle', '1', '--duration', '30'],
       { WARDEN_URL: server.url, WARDEN_OPERATOR_TOKEN: OPERATOR_TOKEN },
       50_000,
     )
@@ -102,7 +102,7 @@ describe('warden demo', () => {
   })
 
   it('with its own controller (npx warden demo), human output ends with the summary', async () => {
-    const result = await binary(['demo', '--contract', contractFile(), '--work-ms', '150', '--settle', '1', '--duration', '30'], {}, 50_000)
+    const result = await binary(['demo', '--no-sandbox', '--contract', contractFile(), '--work-ms', '150', '--settle', '1', '--duration', '30'], {}, 50_000)
     expect(result.code).toBe(0)
     expect(result.stdout).toContain('(started by the demo)')
     expect(result.stdout).toMatch(/spawn approved: child [0-9a-f]{8} at depth 1/)
