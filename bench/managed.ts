@@ -75,10 +75,10 @@ const server = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'se
     WARDEN_OPERATOR_TOKEN: token,
     WARDEN_SANDBOX: 'process',
     WARDEN_SANDBOX_CGROUP: cgroupRoot,
-    WARDEN_LOG_LEVEL: 'warn',
+    WARDEN_LOG_LEVEL: 'info',
     WARDEN_REGISTER_RATE_LIMIT: '0',
   },
-  stdio: ['ignore', 'pipe', 'inherit'],
+  stdio: ['ignore', 'pipe', 'ignore'],
 })
 const url = await new Promise<string>((resolveUrl) =>
   createInterface({ input: server.stdout! }).on('line', (line) => {
