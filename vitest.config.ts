@@ -14,5 +14,6 @@ export default defineConfig({
       reporter: ['text-summary', 'html'],
       reportsDirectory: 'coverage',
     },
+    globalSetup: ['test/helpers/global-cgroups.ts'],
   },
 })

@@ -534,6 +534,41 @@ async function sweepStale(host: CgroupHost, top: string, own: string, log: Drive
   }
 }
 
+/**
+ * Kills what is left in the cgroups of controllers that are gone and removes them, under every
+ * top folder whose name starts with `prefix` in this process's cgroups; empty top folders go too.
+ * A driver does this for its own top folder when it starts; a test run does it when it ends.
+ */
+export async function sweepDeadControllers(prefix = 'warden', log: DriverLog = silentLog): Promise<void> {
+  const host: CgroupHost = {
+    ...parseCgroupMounts(readText('/proc/self/mountinfo') ?? '', readText('/proc/self/cgroup') ?? ''),
+    unifiedControllers: [],
+    swapAccounting: false,
+  }
+  const bases = [...new Set([host.unified, ...Object.values(host.v1)])].filter((b): b is string => typeof b === 'string')
+  const tops = new Set<string>()
+  for (const base of bases) {
+    let names: string[] = []
+    try {
+      names = fs.readdirSync(base)
+    } catch {
+      continue
+    }
+    for (const name of names) if (name.startsWith(prefix) && isDirectory(`${base}/${name}`)) tops.add(name)
+  }
+  for (const top of tops) {
+    await sweepStale(host, top, '', log)
+    // Fails (and is left) while a live controller still has its folder there.
+    for (const base of bases) {
+      try {
+        fs.rmdirSync(`${base}/${top}`)
+      } catch {
+        // busy, not empty or absent
+      }
+    }
+  }
+}
+
 let instances = 0
 
 /** "<pid>-<start time>-<n>": a reused pid is not mistaken for a live controller; n tells apart
