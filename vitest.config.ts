@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config'
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    globalSetup: ['test/helpers/temp-guard.ts'],
+    globalSetup: ['test/helpers/temp-guard.ts', 'test/helpers/global-cgroups.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
@@ -14,6 +14,5 @@ export default defineConfig({
       reporter: ['text-summary', 'html'],
       reportsDirectory: 'coverage',
     },
-    globalSetup: ['test/helpers/global-cgroups.ts'],
   },
 })
