@@ -271,9 +271,9 @@ describe('audit', () => {
       onOutput: (text) => (output += text),
     })
     // The last existing record printed: the follower has read to the end and now streams.
-    await waitFor(() => output.length > 0, 5_000, 'the tail')
+    await waitFor('the tail', () => output.length > 0, 5_000)
     const { root } = await family()
-    await waitFor(() => output.includes(`"worker_id":"${root}"`), 5_000, 'the new records')
+    await waitFor('the new records', () => output.includes(`"worker_id":"${root}"`), 5_000)
     controller.abort()
     const result = await following
     expect(result.code).toBe(0)

@@ -88,8 +88,8 @@ describe('Worker.fromEnv against a server on a Unix socket', () => {
     })
     const count = (type: string) => worker.events.filter((event) => event.type === type).length
     // The process takes longer to boot (tsx) than its 1.5 s lease: the lease is held for it meanwhile.
-    await waitFor(async () => count('attached') > 0 || void (await op.heartbeat(lease)), 15_000, 'the worker process to attach')
-    await waitFor(() => count('heartbeat') >= 2, 10_000, 'two heartbeats of the worker process')
+    await waitFor('the worker process to attach', async () => count('attached') > 0 || void (await op.heartbeat(lease)), 15_000)
+    await waitFor('two heartbeats of the worker process', () => count('heartbeat') >= 2, 10_000)
     expect(worker.events.find((event) => event.type === 'attached')).toMatchObject({ worker_id: manifest.worker_id, directive: 'continue' })
     expect(worker.events.find((event) => event.type === 'started')).toMatchObject({ worker_id: manifest.worker_id, depth: 0, state: 'running' })
 
@@ -103,7 +103,7 @@ describe('Worker.fromEnv against a server on a Unix socket', () => {
     }
     const beatsBefore = count('heartbeat')
     process.kill(worker.child.pid!, 'SIGCONT')
-    await waitFor(() => count('heartbeat') >= beatsBefore + 3, 10_000, 'heartbeats after the thaw')
+    await waitFor('heartbeats after the thaw', () => count('heartbeat') >= beatsBefore + 3, 10_000)
     expect(worker.events.filter((event) => event.type === 'terminated')).toEqual([])
     expect((await op.getWorker(manifest.worker_id)).status).toBe('active')
 

@@ -2,15 +2,13 @@
 // (Servers log at info: startServer waits for the "listening" line.)
 import { rmSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { WardenClient, type ContractInput, type WardenClientOptions } from '../../src/client/client.js'
+import { WardenClient, type WardenClientOptions } from '../../src/client/client.js'
 import type { WardenError } from '../../src/client/errors.js'
-import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
 import { startServer, type ServerProcess } from '../helpers/server-process.js'
 
 export const OPERATOR_TOKEN = 'client-suite-operator-token-0123456789'
 
-/** The defaults with no cooldown, changed by `overrides`. */
-export const contract = (overrides: Partial<ContractInput> = {}): ContractInput => ({ ...DEFAULT_CONTRACT, cooldown_seconds: 0, ...overrides })
+export { contract, waitFor } from '../helpers/fixtures.js'
 
 /** A real server child process; `stop()` kills it by its PID and removes its folder. */
 export async function realServer(env: Record<string, string> = {}, dbFile?: string) {
@@ -39,16 +37,6 @@ export async function resetWorkers(client: WardenClient): Promise<void> {
   await client.disengageKillSwitch()
 }
 
-/** Polls `check` until it returns a truthy value, at most `timeoutMs`. */
-export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 5_000, what = 'condition'): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value) return value as NonNullable<T>
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-}
 
 /** The WardenError a promise rejects with (fails the test when it resolves). */
 export async function rejection(promise: Promise<unknown>): Promise<WardenError> {

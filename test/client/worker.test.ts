@@ -50,7 +50,7 @@ describe('Worker with a live controller', () => {
     expect(worker.state).toBe('running')
     expect(worker.depth).toBe(0)
     expect(events[0]).toMatchObject({ type: 'registered' })
-    await waitFor(() => events.filter((event) => event.type === 'heartbeat').length >= 4, 10_000, 'four heartbeats')
+    await waitFor('four heartbeats', () => events.filter((event) => event.type === 'heartbeat').length >= 4, 10_000)
     // Past the 1.5 s lease of the registration: only the heartbeats kept it alive.
     const view = await op.getWorker(worker.id)
     expect(view.status).toBe('active')
@@ -73,7 +73,7 @@ describe('Worker with a live controller', () => {
         ),
     )
     await op.quarantine(worker.id, 'inspect it')
-    await waitFor(() => worker.state === 'suspended', 3_000, 'suspended')
+    await waitFor('suspended', () => worker.state === 'suspended', 3_000)
     expect(await running).toBe('stopped')
     expect(aborted).toMatchObject({ code: 'worker_suspended' })
     expect(await rejection(worker.perform(() => 'never'))).toMatchObject({ code: 'worker_suspended' })
@@ -81,7 +81,7 @@ describe('Worker with a live controller', () => {
     expect(denied).toMatchObject({ approved: false, code: 'parent_quarantined' })
 
     await op.release(worker.id)
-    await waitFor(() => worker.state === 'running', 3_000, 'resumed')
+    await waitFor('resumed', () => worker.state === 'running', 3_000)
     expect(events.map((event) => event.type)).toEqual(expect.arrayContaining(['suspended', 'resumed']))
     expect(await worker.perform(() => 42)).toBe(42)
   })
@@ -171,7 +171,7 @@ describe('Worker when the controller goes away', () => {
     await op.putContract(contract({ heartbeat_timeout_seconds: 1.2 }))
     const { worker, events, terminated } = await startWorker(op, server.url, { reconnect: { baseDelayMs: 50 } })
     await op.close()
-    await waitFor(() => events.some((event) => event.type === 'heartbeat'), 3_000, 'a heartbeat')
+    await waitFor('a heartbeat', () => events.some((event) => event.type === 'heartbeat'), 3_000)
     await server.kill('SIGKILL')
     const killedAt = Date.now()
 
@@ -195,9 +195,9 @@ describe('Worker when the controller goes away', () => {
     const { worker, events } = await startWorker(op, server.url, { reconnect: { baseDelayMs: 50, maxDelayMs: 200 } })
     await op.close()
     await server.kill('SIGKILL')
-    await waitFor(() => events.some((event) => event.type === 'controller_unreachable'), 5_000, 'the outage noticed')
+    await waitFor('the outage noticed', () => events.some((event) => event.type === 'controller_unreachable'), 5_000)
     server = await restart(server)
-    await waitFor(() => events.some((event) => event.type === 'controller_reachable'), 8_000, 'the controller found again')
+    await waitFor('the controller found again', () => events.some((event) => event.type === 'controller_reachable'), 8_000)
     expect(worker.state).toBe('running')
     const again = operatorClient(server.url)
     expect((await again.getWorker(worker.id)).status).toBe('active')

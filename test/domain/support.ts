@@ -1,7 +1,4 @@
 // Small helpers shared by the domain tests: error assertions, contract edits, audit reads, temp files.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { afterEach, expect } from 'vitest'
 import { createTestWarden, type TestWarden, storeOf } from '../helpers/harness.js'
 import type { Warden } from '../../src/domain/index.js'
@@ -70,11 +67,7 @@ export function tableCount(warden: Warden, table: 'workers' | 'manifests' | 'aud
   return (storeOf(warden).db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n
 }
 
-/** A fresh folder for a database file; `cleanup` removes it. */
-export function tempDbFile(): { file: string; cleanup: () => void } {
-  const dir = mkdtempSync(join(tmpdir(), 'warden-domain-'))
-  return { file: join(dir, 'warden.db'), cleanup: () => rmSync(dir, { recursive: true, force: true }) }
-}
+export { tempDbFile } from '../helpers/fixtures.js'
 
 export const SECOND = 1000
 

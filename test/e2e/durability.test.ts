@@ -21,7 +21,7 @@ import {
   type ApiClient,
   type Registered,
 } from '../helpers/http-client.js'
-import { tempDbFile } from '../helpers/server-process.js'
+import { tempDbFile } from '../helpers/fixtures.js'
 
 const servers = createServerTracker()
 afterEach(() => servers.cleanup())
@@ -138,7 +138,7 @@ describe('durability across SIGKILL (SPEC §2.10)', () => {
   })
 
   it('loses no acknowledged registration, spawn, quarantine, kill or contract change when SIGKILLed at a random moment of a concurrent stream', async () => {
-    const dbFile = tempDbFile()
+    const dbFile = tempDbFile().file
     const ROUNDS = 4
 
     // What the server acknowledged, across all rounds.

@@ -9,7 +9,7 @@ import { createStore } from '../../src/store/index.js'
 import { storeHooks } from '../../src/domain/store-hooks.js'
 import { createServerTracker } from '../helpers/e2e.js'
 import { auditLog, getWorker, heartbeat, putContract, registerRoot, sleep, waitFor, type ApiClient } from '../helpers/http-client.js'
-import { tempDbFile } from '../helpers/server-process.js'
+import { tempDbFile } from '../helpers/fixtures.js'
 
 const servers = createServerTracker()
 afterEach(() => servers.cleanup())
@@ -97,7 +97,7 @@ describe('event-loop responsiveness (SPEC §2.14)', () => {
 
   it('answers heartbeats while verifying an audit chain of 20,000 records', async () => {
     const N = 20_000
-    const dbFile = tempDbFile()
+    const dbFile = tempDbFile().file
     const seed = openDatabase(dbFile)
     const store = createStore(seed, storeHooks)
     store.transaction(() => {

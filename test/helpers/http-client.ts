@@ -2,7 +2,7 @@
 // Warden calls the e2e suites repeat. Every response is returned, never thrown, so tests can
 // assert on 4xx problems; only transport failures (a killed server) reject.
 import { Pool } from 'undici'
-import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
+import { contract } from './fixtures.js'
 import type { AuditRecord, ContractInput, Manifest } from '../../src/schemas/index.js'
 
 export interface ApiResponse<T = Json> {
@@ -67,10 +67,6 @@ export function createClient(url: string, operatorToken: string, options: { conn
   }
 }
 
-/** A full contract: the defaults with `overrides`. */
-export function contract(overrides: Partial<ContractInput> = {}): ContractInput {
-  return { ...DEFAULT_CONTRACT, ...overrides }
-}
 
 export async function putContract(client: ApiClient, overrides: Partial<ContractInput>): Promise<ApiResponse> {
   const response = await client.op('PUT', '/v1/contract', contract(overrides))
@@ -149,15 +145,4 @@ export async function verifyAudit(client: ApiClient): Promise<{ ok: boolean; rec
   return response.body
 }
 
-/** Waits until `check` returns a value other than undefined, polling; fails after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 20_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(everyMs)
-  }
-}
-
-export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms))
+export { contract, sleep, waitFor } from './fixtures.js'

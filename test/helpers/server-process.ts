@@ -1,9 +1,9 @@
 // A real Warden server as a child process on 127.0.0.1 with an ephemeral port.
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
+import { tempDbFile } from './fixtures.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 
@@ -19,16 +19,13 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 }
 
-export function tempDbFile(): string {
-  return join(mkdtempSync(join(tmpdir(), 'warden-test-')), 'warden.db')
-}
 
 /**
  * Starts `src/server.ts` under tsx and waits for its "listening" log line. Only this process
  * is ever signalled, by its own PID.
  */
 export function startServer(options: { dbFile?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ServerProcess> {
-  const dbFile = options.dbFile ?? tempDbFile()
+  const dbFile = options.dbFile ?? tempDbFile().file
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'server.ts')], {
     cwd: ROOT,
     env: {
