@@ -38,6 +38,15 @@ export function sandboxPids(marker: string): number[] {
   return markedPids(marker).filter((pid) => stat(pid)?.ppid !== process.pid)
 }
 
+/**
+ * The hostile program's escapees: setsid'ed out of its tree, so each leads a session of its own.
+ * (The short-lived sh that started one has 'hostile-escapee' in its command line too, but not
+ * its own session.)
+ */
+export function escapees(marker: string): number[] {
+  return markedPids(marker).filter((pid) => cmdline(pid).includes('hostile-escapee') && stat(pid)?.session === pid)
+}
+
 export interface ProcStat {
   state: string
   ppid: number

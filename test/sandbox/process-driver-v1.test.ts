@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { sleep, waitFor } from '../helpers/http-client.js'
-import { cgroupOf, cmdline, cpuTicks, markedPids, stat } from '../helpers/proc.js'
+import { cgroupOf, cmdline, cpuTicks, escapees, markedPids } from '../helpers/proc.js'
 import { canRunSandboxes, createSandboxLab, type SandboxLab } from '../helpers/sandbox-lab.js'
 
 const hasV1Freezer = existsSync('/sys/fs/cgroup/freezer/cgroup.procs')
@@ -32,7 +32,7 @@ describe.skipIf(!canRunSandboxes || !hasV1Freezer)('process driver on cgroup v1 
     const { pid } = await lab.driver.launch(s.launch)
     const escapee = await waitFor(
       'the escapee',
-      async () => markedPids(s.marker).find((p) => cmdline(p).includes('hostile-escapee') && stat(p)?.session !== stat(pid)?.session),
+      async () => escapees(s.marker).find((p) => p !== pid),
       10_000,
     )
     const unified = cgroupOf(escapee, '')
