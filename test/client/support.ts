@@ -6,7 +6,8 @@ import { WardenClient, type WardenClientOptions } from '../../src/client/client.
 import type { WardenError } from '../../src/client/errors.js'
 import { startServer, type ServerProcess } from '../helpers/server-process.js'
 
-export const OPERATOR_TOKEN = 'client-suite-operator-token-0123456789'
+import { OPERATOR_TOKEN } from '../helpers/harness.js'
+export { OPERATOR_TOKEN }
 
 export { contract, waitFor } from '../helpers/fixtures.js'
 

@@ -7,7 +7,7 @@ import type { Warden } from '../../src/domain/index.js'
 import { canonicalJson } from '../../src/domain/signing.js'
 import type { AuditRecord } from '../../src/schemas/index.js'
 import { registerChild, registerRoot, type TestWarden, storeOf } from '../helpers/harness.js'
-import { auditHead, auditRecords, auditSince, expectDomainError, SECOND, updateContract, worker, wardenPerTest } from './support.js'
+import { auditSeq, auditRecords, auditSince, expectDomainError, SECOND, updateContract, worker, wardenPerTest } from './support.js'
 
 const setup = wardenPerTest({
     max_replicas: 4,
@@ -97,7 +97,7 @@ describe('every decision is audited', () => {
     const t = setup()
     expect(auditRecords(t.warden).map((r) => r.type)).toEqual(['contract_updated', 'controller_started'])
     for (const [label, run, expected] of realisticSteps(t)) {
-      const before = auditHead(t.warden)
+      const before = auditSeq(t.warden)
       run()
       expect(
         auditSince(t.warden, before).map((r) => [r.type, r.code]),
@@ -211,7 +211,7 @@ describe('tampering is detected', () => {
   it('finds a record moved out of sequence by editing its seq', () => {
     const t = setup()
     runRealistic(t)
-    const n = auditHead(t.warden)
+    const n = auditSeq(t.warden)
     const result = verifyWith(t.warden, () => {
       storeOf(t.warden).db.prepare(`UPDATE audit SET seq = ? WHERE seq = 7`).run(n + 100)
     })
@@ -230,7 +230,7 @@ describe('tampering is detected', () => {
   it('finds the deletion of the newest records (truncation of the tail)', () => {
     const t = setup()
     runRealistic(t)
-    const n = auditHead(t.warden)
+    const n = auditSeq(t.warden)
     const result = verifyWith(t.warden, () => void storeOf(t.warden).db.prepare(`DELETE FROM audit WHERE seq >= ?`).run(n - 1))
     // SPEC §2.9: "verification finds any edited, removed or reordered record".
     expect(result.ok).toBe(false)
@@ -292,7 +292,7 @@ describe('a decision and its audit record share one transaction', () => {
     t.warden.admission.issueRoot({})
     t.warden.admission.issueRoot({})
     const before = snapshotState(t.warden)
-    const head = auditHead(t.warden)
+    const head = auditSeq(t.warden)
 
     expectDomainError(() => t.warden.admission.issueRoot({}), 'quota_exceeded')
     expectDomainError(() => t.warden.admission.spawn(worker(t.warden, root.id), { reason: 'again' }), 'cooldown_active')
@@ -313,7 +313,7 @@ describe('a decision and its audit record share one transaction', () => {
     const root = registerRoot(warden)
     const pending = warden.admission.issueRoot({})
     const before = snapshotState(warden)
-    const head = auditHead(warden)
+    const head = auditSeq(warden)
 
     storeOf(warden).db.exec(`CREATE TRIGGER audit_down BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END`)
     expect(() => warden.transitions.kill(root.id, { reason: 'x', cascade: true })).toThrow(/audit unavailable/)
@@ -329,7 +329,7 @@ describe('a decision and its audit record share one transaction', () => {
 
     expect(snapshotState(warden)).toEqual(before)
     expect(warden.contracts.view().max_depth).toBe(3)
-    expect(auditHead(warden)).toBe(head)
+    expect(auditSeq(warden)).toBe(head)
     expect(warden.queries.verifyAudit().ok).toBe(true)
   })
 })

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { DomainError } from '../../src/domain/errors.js'
 import { IDEMPOTENCY_WINDOW_MS, idempotencyScope, requestDigest } from '../../src/domain/idempotency.js'
 import { operatorActor } from '../../src/domain/actors.js'
-import { auditHead, expectDomainError, wardenPerTest } from './support.js'
+import { auditSeq, expectDomainError, wardenPerTest } from './support.js'
 import { storeOf } from '../helpers/harness.js'
 
 const fresh = wardenPerTest()
@@ -42,12 +42,12 @@ describe('idempotency.once', () => {
     const c = counter(t)
     const scope = idempotencyScope('operator', 'key-1', 'issue', { x: 1 })
     const first = t.warden.idempotency.once(scope, c.decide, { status: 201 })
-    const head = auditHead(t.warden)
+    const head = auditSeq(t.warden)
     const again = t.warden.idempotency.once(scope, c.decide, { status: 201 })
     expect(first).toEqual({ value: { n: 1 }, replayed: false })
     expect(again).toEqual({ value: { n: 1 }, replayed: true })
     expect(c.decided).toBe(1)
-    expect(auditHead(t.warden)).toBe(head)
+    expect(auditSeq(t.warden)).toBe(head)
     expect(storeOf(t.warden).idempotency.get('operator', 'key-1')).toMatchObject({ status: 201, answer: '{"n":1}' })
   })
 
@@ -64,7 +64,7 @@ describe('idempotency.once', () => {
     const t = fresh()
     const c = counter(t)
     t.warden.idempotency.once(idempotencyScope('operator', 'k', 'issue', { x: 1 }), c.decide, { status: 201 })
-    const head = auditHead(t.warden)
+    const head = auditSeq(t.warden)
     const error = expectDomainError(
       () => t.warden.idempotency.once(idempotencyScope('operator', 'k', 'issue', { x: 2 }), c.decide, { status: 201 }),
       'idempotency_key_reused',
@@ -72,7 +72,7 @@ describe('idempotency.once', () => {
     expect(error.status).toBe(422)
     expectDomainError(() => t.warden.idempotency.once(idempotencyScope('operator', 'k', 'spawn', { x: 1 }), c.decide, { status: 201 }), 'idempotency_key_reused')
     expect(c.decided).toBe(1)
-    expect(auditHead(t.warden)).toBe(head)
+    expect(auditSeq(t.warden)).toBe(head)
   })
 
   it('keeps keys per caller: one key from two callers is two decisions', () => {
@@ -94,10 +94,10 @@ describe('idempotency.once', () => {
     }
     const scope = idempotencyScope('worker:a', 'k', 'spawn', {})
     const first = expectDomainError(() => t.warden.idempotency.once(scope, refuse, { status: 201 }), 'cooldown_active')
-    const head = auditHead(t.warden)
+    const head = auditSeq(t.warden)
     const again = expectDomainError(() => t.warden.idempotency.once(scope, refuse, { status: 201 }), 'cooldown_active')
     expect(refusals).toBe(1)
-    expect(auditHead(t.warden)).toBe(head)
+    expect(auditSeq(t.warden)).toBe(head)
     expect([again.message, again.extras, again.status]).toEqual([first.message, first.extras, 429])
     expect(storeOf(t.warden).idempotency.get('worker:a', 'k')!.status).toBe(429)
   })
@@ -112,7 +112,7 @@ describe('idempotency.once', () => {
 
   it('commits the key with the decision or not at all: a decision that throws leaves no key and no record', () => {
     const t = fresh()
-    const head = auditHead(t.warden)
+    const head = auditSeq(t.warden)
     const scope = idempotencyScope('operator', 'k', 'issue', {})
     expect(() =>
       t.warden.idempotency.once(
@@ -125,7 +125,7 @@ describe('idempotency.once', () => {
       ),
     ).toThrow('disk on fire')
     expect(keyCount(t)).toBe(0)
-    expect(auditHead(t.warden)).toBe(head)
+    expect(auditSeq(t.warden)).toBe(head)
     // The retry then decides for real.
     const c = counter(t)
     expect(t.warden.idempotency.once(scope, c.decide, { status: 201 }).replayed).toBe(false)

@@ -5,7 +5,7 @@ import { ManualClock } from '../../src/domain/clock.js'
 import type { ContractInput } from '../../src/schemas/index.js'
 import { createTestWarden, registerChild, registerRoot, type TestWarden, storeOf } from '../helpers/harness.js'
 import {
-  auditHead,
+  auditSeq,
   expectDomainError,
   lastAudit,
   manifestStatus,
@@ -55,12 +55,12 @@ describe('kill switch', () => {
     const { warden, clock } = setup()
     registerRoot(warden)
     const first = warden.killSwitch.engage('first')
-    const head = auditHead(warden)
+    const head = auditSeq(warden)
     clock.advance(SECOND)
     const second = warden.killSwitch.engage('second')
     expect(second).toEqual({ ...first, terminated: 0, manifests_voided: 0 })
     expect(warden.killSwitch.state()).toEqual({ engaged: true, engaged_at: first.engaged_at, reason: 'first' })
-    expect(auditHead(warden)).toBe(head)
+    expect(auditSeq(warden)).toBe(head)
   })
 
   it('disengages with an audit record while the workers stay terminated', () => {
@@ -77,9 +77,9 @@ describe('kill switch', () => {
     expect(worker(warden, id).status).toBe('killed')
     expectDomainError(() => warden.liveness.heartbeat(id), 'worker_terminated')
     // Disengaging again changes nothing and records nothing.
-    const head = auditHead(warden)
+    const head = auditSeq(warden)
     warden.killSwitch.disengage()
-    expect(auditHead(warden)).toBe(head)
+    expect(auditSeq(warden)).toBe(head)
   })
 
   it('survives a restart: still engaged, workers still terminated, nothing issued', () => {

@@ -42,7 +42,7 @@ export function lastAudit(warden: Warden): AuditRecord {
 }
 
 /** The highest audit seq so far (0 when empty). */
-export function auditHead(warden: Warden): number {
+export function auditSeq(warden: Warden): number {
   return auditRecords(warden).length
 }
 

@@ -5,7 +5,7 @@ import type { Warden } from '../../src/domain/index.js'
 import type { ContractInput } from '../../src/schemas/index.js'
 import { createTestWarden, registerChild, registerRoot, storeOf, type TestWarden } from '../helpers/harness.js'
 import {
-  auditHead,
+  auditSeq,
   auditRecords,
   auditSince,
   expectDomainError,
@@ -44,10 +44,10 @@ describe('deregister', () => {
     const { warden, clock } = setup()
     const { id } = registerRoot(warden)
     const first = warden.transitions.deregister(id, 'bye')
-    const head = auditHead(warden)
+    const head = auditSeq(warden)
     clock.advance(5 * SECOND)
     expect(warden.transitions.deregister(id, 'bye again')).toEqual(first)
-    expect(auditHead(warden)).toBe(head)
+    expect(auditSeq(warden)).toBe(head)
   })
 
   it('leaves a killed worker killed', () => {
@@ -63,7 +63,7 @@ describe('quarantine and release', () => {
   it('moves active -> quarantined -> active with reasons and one audit record per transition', () => {
     const { warden } = setup()
     const { id } = registerRoot(warden)
-    const head = auditHead(warden)
+    const head = auditSeq(warden)
     expect(warden.transitions.quarantine(id, 'suspicious output')).toMatchObject({ status: 'quarantined', reason: 'suspicious output' })
     expect(worker(warden, id)).toMatchObject({ status: 'quarantined', reason: 'suspicious output' })
     // Repeating either transition is harmless and not recorded twice.
@@ -145,10 +145,10 @@ describe('kill', () => {
     const { warden } = setup()
     const { id } = registerRoot(warden)
     warden.transitions.kill(id, { reason: 'once', cascade: true })
-    const head = auditHead(warden)
+    const head = auditSeq(warden)
     expect(warden.transitions.kill(id, { reason: 'twice', cascade: true }).killed).toEqual([])
     expect(worker(warden, id).reason).toBe('once')
-    expect(auditHead(warden)).toBe(head)
+    expect(auditSeq(warden)).toBe(head)
   })
 
   it('voids the outstanding manifests of every worker it kills', () => {
