@@ -23,7 +23,7 @@ const ConfigSchema = z.object({
   WARDEN_CONTRACT: z.string().min(1).optional(),
   WARDEN_REAPER_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
   /** Registrations (the one open write endpoint) per minute per client address; 0 turns the limit off. */
-  WARDEN_REGISTER_RATE_LIMIT: z.coerce.number().int().min(0).default(6000),
+  WARDEN_REGISTER_RATE_LIMIT: z.coerce.number().int().min(0).default(1200),
   /** Disk space (MiB) held in a ballast file beside the database, released so the kill switch and kills commit on a full disk. */
   WARDEN_DISK_RESERVE_MB: z.coerce.number().int().min(0).max(4096).default(32),
   /** Socket limits (SPEC §7): slow or idle clients cannot hold sockets indefinitely. */

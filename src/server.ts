@@ -130,6 +130,12 @@ export async function start(config: Config) {
       reapSlice()
     }
     if (!reserve.present() && store.health.failure === null && reserve.restore()) app.log.info({ file: reserve.file }, 'disk reserve restored')
+    try {
+      warden.summarizeRejections()
+      failures.recovered('rejection summary')
+    } catch (error) {
+      failures.failed('rejection summary', error)
+    }
   }, config.WARDEN_REAPER_INTERVAL_MS)
 
   // Heartbeats renew leases in memory; this writes them back in small slices, so no slice holds
@@ -220,6 +226,11 @@ export async function start(config: Config) {
       app.log.error({ err: error }, 'managed workers could not be recorded as ended')
     }
     await driver.shutdown()
+    try {
+      warden.summarizeRejections(true)
+    } catch (error) {
+      app.log.error({ err: error }, 'the last rejection summaries could not be written')
+    }
     try {
       warden.liveness.flushAllLeases()
     } catch (error) {

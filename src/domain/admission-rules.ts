@@ -218,6 +218,11 @@ export const admissionRules: readonly AdmissionRule[] = [
   },
 ]
 
+/** The rules that establish a presented manifest is authentic: one failing them is the caller's own text. */
+export const authenticityRules: readonly AdmissionRule[] = admissionRules.filter(
+  (rule) => rule.code === 'unknown_key' || rule.code === 'invalid_signature',
+)
+
 export interface Refusal {
   rule: AdmissionRule
   denial: Denial

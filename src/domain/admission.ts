@@ -6,7 +6,7 @@
 // quota and cooldown cannot be raced.
 import type { Manifest, RegistrationResponse, RootManifestRequest, SpawnRequest } from '../schemas/index.js'
 import type { WorkerRecord } from '../store/workers.js'
-import { firstRefusal, lazy, type AdmissionContext, type AdmissionStage, type Candidate, type Refusal } from './admission-rules.js'
+import { authenticityRules, firstRefusal, lazy, type AdmissionContext, type AdmissionStage, type Candidate, type Refusal } from './admission-rules.js'
 import { iso } from './clock.js'
 import { contractView, heartbeatIntervalSeconds, type CompiledContract } from './contract.js'
 import { operatorActor, workerActor } from './actors.js'
@@ -21,7 +21,7 @@ import { generateToken, hashToken, newWorkerId } from './tokens.js'
 import { workerSummary } from './views.js'
 
 export function createAdmission(deps: DomainDeps, transitions: Transitions) {
-  const { store, clock, signer, contracts, sandbox, leases, idempotency } = deps
+  const { store, clock, signer, contracts, sandbox, leases, idempotency, rejections } = deps
 
   /**
    * The context of one decision. The lease book holds exactly the live workers as of the last
@@ -199,7 +199,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
      * to the manifest's worker_id. A manifest that fails verification establishes no caller, so
      * its refusal is not recorded under the key.
      */
-    register(manifest: Manifest, key?: string): RegistrationResponse {
+    register(manifest: Manifest, key?: string, client = 'unknown'): RegistrationResponse {
       const scope = idempotencyScope(`manifest:${manifest.worker_id}`, key, 'register', manifest)
       const { value: registered } = idempotency.once(scope, () => {
         const now = clock.now()
@@ -210,6 +210,13 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
         const refusal = firstRefusal(ctx)
         if (refusal) {
           const { rule, denial } = refusal
+          // A manifest that fails verification is the caller's own text: counted for the
+          // per-minute summary, never audited by itself nor allowed to touch a real manifest.
+          const forged = firstRefusal(ctx, authenticityRules)
+          if (forged) {
+            store.afterCommit(() => rejections.count(client, forged.rule.code, now))
+            return refusalError(refusal)
+          }
           if (rule.onRegister) store.manifests.close(manifest.worker_id, rule.onRegister)
           store.audit.append(
             {

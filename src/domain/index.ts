@@ -15,6 +15,7 @@ import { createSandboxEnforcer, noSandboxPort, type SandboxPort } from './sandbo
 import { createSandboxes } from './sandboxes.js'
 import type { Signer } from './signing.js'
 import { createQueries } from './queries.js'
+import { createRejectionCounter } from './rejections.js'
 import { DEFAULT_CEL_BUDGET_MS } from './stop-conditions.js'
 import type { Store } from '../store/index.js'
 
@@ -58,6 +59,7 @@ export function createWarden(options: WardenOptions) {
     report,
     idempotency: createIdempotency(options.store, () => options.clock.now()),
     celBudgetMs: options.celBudgetMs ?? DEFAULT_CEL_BUDGET_MS,
+    rejections: createRejectionCounter(),
   }
   const transitions = createTransitions(deps)
   const killSwitch = createKillSwitch(deps)
@@ -73,6 +75,8 @@ export function createWarden(options: WardenOptions) {
     sandboxes: { ...createSandboxes({ ...deps, enforcer }, transitions, admission), settled: enforcer.settled },
     queries: createQueries(deps, transitions, killSwitch),
     idempotency: deps.idempotency,
+    /** Writes the per-minute summaries of registrations refused for failing verification (every one with `all`, at close). */
+    summarizeRejections: (all = false) => deps.rejections.summarize(options.store, options.clock.now(), all),
   }
 }
 

@@ -394,6 +394,7 @@ export const AuditTypeSchema = z.enum([
   'sandbox_oom',
   'sandbox_frozen',
   'sandbox_thawed',
+  'registrations_rejected',
 ]).meta({ id: 'AuditType', examples: ['spawn_approved'] })
 export type AuditType = z.infer<typeof AuditTypeSchema>
 

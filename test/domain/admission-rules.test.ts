@@ -165,10 +165,18 @@ describe('the table of admission rules', () => {
     expect(new Set(codes).size).toBe(codes.length)
   })
 
-  it.each(cases)('$key: refuses with $code and audits the refusal with that code', ({ code, stage, key }) => {
+  it.each(cases)('$key: refuses with $code and audits the refusal with that code (a manifest failing verification: counted, summarized)', ({ code, stage, key }) => {
     const t = setup()
     const attempt = scenarios[key]!(t)
+    const before = lastAudit(t.warden).seq
     const error = expectDomainError(attempt, code as ErrorCode)
+    if (code === 'unknown_key' || code === 'invalid_signature') {
+      // SPEC §7: attacker-controlled, so no record of its own; the per-minute summary counts it.
+      expect(lastAudit(t.warden).seq).toBe(before)
+      t.warden.summarizeRejections(true)
+      expect(lastAudit(t.warden)).toMatchObject({ type: 'registrations_rejected', actor: 'controller', data: { counts: { [code]: 1 } } })
+      return
+    }
     expect(lastAudit(t.warden)).toMatchObject({ type: auditTypeOf[stage], code, data: { detail: error.message } })
   })
 })

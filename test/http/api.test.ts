@@ -89,7 +89,8 @@ async function registerOver(t: TestApp, manifest: Manifest) {
 }
 
 /** Asserts a refused admission: its status and code, its audit record, and no new manifest or worker. */
-async function expectDenied(t: TestApp, request: () => Promise<LightMyRequestResponse>, status: number, code: string, auditType: string) {
+/** `auditType` null: a refusal that adds no audit record of its own (a manifest failing verification, SPEC §7). */
+async function expectDenied(t: TestApp, request: () => Promise<LightMyRequestResponse>, status: number, code: string, auditType: string | null) {
   const manifests = count(t, `SELECT count(*) AS n FROM manifests`)
   const workers = count(t, `SELECT count(*) AS n FROM workers`)
   const audits = auditCount(storeOf(t.warden).db)
@@ -97,6 +98,10 @@ async function expectDenied(t: TestApp, request: () => Promise<LightMyRequestRes
   const problem = expectProblem(res, status, code)
   expect(count(t, `SELECT count(*) AS n FROM manifests`)).toBe(manifests)
   expect(count(t, `SELECT count(*) AS n FROM workers`)).toBe(workers)
+  if (auditType === null) {
+    expect(auditCount(storeOf(t.warden).db)).toBe(audits)
+    return problem
+  }
   expect(auditCount(storeOf(t.warden).db)).toBe(audits + 1)
   expect(lastAudit(t)).toMatchObject({ type: auditType, code })
   return problem
@@ -266,7 +271,7 @@ describe('POST /v1/workers (registration)', () => {
   ])('refuses a manifest whose %s was changed with 403 invalid_signature', async (_field, tamper) => {
     const t = await fresh()
     const manifest = t.warden.admission.issueRoot({ state_snapshot: { task: 'x' } })
-    const problem = await expectDenied(t, () => send(t, 'POST', '/v1/workers', { body: tamper(manifest) }), 403, 'invalid_signature', 'registration_rejected')
+    const problem = await expectDenied(t, () => send(t, 'POST', '/v1/workers', { body: tamper(manifest) }), 403, 'invalid_signature', null)
     expect(problem.detail).toMatch(/signature|issued/)
     expect(storeOf(t.warden).manifests.get(manifest.worker_id)!.status).toBe('outstanding')
   })
@@ -282,7 +287,7 @@ describe('POST /v1/workers (registration)', () => {
       issued_at: iso(T0),
       expires_at: iso(T0 + 300_000),
     })
-    await expectDenied(t, () => send(t, 'POST', '/v1/workers', { body: foreign }), 403, 'unknown_key', 'registration_rejected')
+    await expectDenied(t, () => send(t, 'POST', '/v1/workers', { body: foreign }), 403, 'unknown_key', null)
   })
 
   it('refuses a child manifest whose parent has shut down with 403 parent_not_active', async () => {

@@ -40,7 +40,7 @@ export const workerSelfRoutes: FastifyPluginAsyncZod<{ warden: Warden; metrics: 
       body: ManifestSchema,
       response: { 201: RegistrationResponseSchema.describe('Registered: the worker view and its lease token (shown once)'), ...problems(400, 403, 409, 413, 415, 422, 429) },
     },
-    handler: async (request, reply) => reply.code(201).send(warden.admission.register(request.body, request.headers['idempotency-key'])),
+    handler: async (request, reply) => reply.code(201).send(warden.admission.register(request.body, request.headers['idempotency-key'], request.ip)),
   })
 
   app.post('/v1/workers/:id/heartbeat', {
