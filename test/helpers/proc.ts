@@ -39,12 +39,15 @@ export function sandboxPids(marker: string): number[] {
 }
 
 /**
- * The hostile program's escapees: setsid'ed out of its tree, so each leads a session of its own.
- * (The short-lived sh that started one has 'hostile-escapee' in its command line too, but not
- * its own session.)
+ * The hostile program's escapees: `sh -c <loop> hostile-escapee`, setsid'ed out of its tree, so
+ * each leads a session of its own. (The sh that starts one is a session leader too and mentions
+ * 'hostile-escapee' in its script, but exits at once: only the last argument tells them apart.)
  */
 export function escapees(marker: string): number[] {
-  return markedPids(marker).filter((pid) => cmdline(pid).includes('hostile-escapee') && stat(pid)?.session === pid)
+  return markedPids(marker).filter((pid) => {
+    const argv = (read(`/proc/${pid}/cmdline`) ?? '').split('\0').filter(Boolean)
+    return argv[argv.length - 1] === 'hostile-escapee' && stat(pid)?.session === pid
+  })
 }
 
 export interface ProcStat {
