@@ -73,7 +73,7 @@ const FULL = {
    * Each phase's bound, in seconds: what it took on a busy 2-core machine (load ~12), with room.
    * The run's deadline is the sum over the phases it runs.
    */
-  budgetS: { build: 120, heartbeat: 600, scale: 600, sandbox: 300, events: 400 } as Record<Phase | 'build', number>,
+  budgetS: { build: 120, heartbeat: 600, scale: 900, sandbox: 300, events: 400 } as Record<Phase | 'build', number>,
 }
 const QUICK: typeof FULL = {
   ...FULL,
@@ -498,7 +498,7 @@ async function scalePhase(work: string) {
       '--tokens', tokensFile,
       '--layout', flags.layout!,
     ],
-    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 300_000 },
+    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: (P.budgetS.scale - 60) * 1000 },
   )
   const seeded = JSON.parse(seedOut.trim().split('\n').at(-1)!) as { seconds: number; file_mib: number }
   log(`  ${seeded.seconds.toFixed(1)} s, ${Math.round(seeded.file_mib)} MiB`)
