@@ -36,6 +36,8 @@ export function startServer(options: { dbFile?: string; env?: Record<string, str
       WARDEN_DB: dbFile,
       WARDEN_LOG_LEVEL: 'info',
       WARDEN_REAPER_INTERVAL_MS: '100',
+      // External workers only, unless a suite asks for sandboxes: no driver set-up at each start.
+      WARDEN_SANDBOX: 'none',
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
