@@ -4,7 +4,7 @@
 // one transaction; denials are audited and then thrown. The process is single-threaded and every
 // decision runs synchronously inside an IMMEDIATE transaction, so no two decisions interleave:
 // quota and cooldown cannot be raced.
-import type { Manifest, RegistrationResponse, RootManifestRequest, SpawnRequest } from '../schemas/index.js'
+import type { Manifest, RegistrationResponse, RootManifestRequest, SpawnRequest, UnsignedManifest } from '../schemas/index.js'
 import type { WorkerRecord } from '../store/workers.js'
 import { authenticityRules, firstRefusal, lazy, type AdmissionContext, type AdmissionStage, type Candidate, type Refusal } from './admission-rules.js'
 import { iso } from './clock.js'
@@ -16,7 +16,7 @@ import type { Transitions } from './transitions.js'
 import { within } from './resources.js'
 import { EXTERNAL } from './sandbox.js'
 import { evaluateConditions } from './stop-conditions.js'
-import { idempotencyScope } from './idempotency.js'
+import { idempotencyScope, keptManifest } from './idempotency.js'
 import { generateToken, hashToken, newWorkerId } from './tokens.js'
 import { workerSummary } from './views.js'
 
@@ -163,7 +163,7 @@ export function createAdmission(deps: DomainDeps, transitions: Transitions) {
         iso(now),
       )
       return manifest
-    }, { status: 201 }).value
+    }, { status: 201, keep: keptManifest, replay: (kept) => signer.signAgain(kept as UnsignedManifest) }).value
   }
 
   /**

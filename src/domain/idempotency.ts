@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto'
 import canonicalize from 'canonicalize'
 import type { Store } from '../store/index.js'
+import type { Manifest, UnsignedManifest } from '../schemas/index.js'
 import { DomainError, type ErrorCode, type ProblemExtras } from './errors.js'
 
 /** How long a key answers with its first answer. */
@@ -60,6 +61,15 @@ export interface OnceCodec<T> {
   replay?: (kept: unknown) => T
   /** A refusal that is not the caller's decision to keep (e.g. an unverifiable manifest): not recorded. */
   recordError?: (error: DomainError) => boolean
+}
+
+/**
+ * What a keyed answer keeps of a manifest: everything but its signature, a bearer credential
+ * that is never stored in the clear (SPEC §7). A replay signs it again (Signer.signAgain).
+ */
+export function keptManifest(manifest: Manifest): UnsignedManifest {
+  const { signature: _signature, ...unsigned } = manifest
+  return unsigned
 }
 
 export function createIdempotency(store: Store, now: () => number) {

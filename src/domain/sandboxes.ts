@@ -7,6 +7,7 @@ import type {
   SandboxLaunchRequest,
   SandboxProgram,
   SpawnRequest,
+  UnsignedManifest,
   WorkerView,
 } from '../schemas/index.js'
 import type { Admission } from './admission.js'
@@ -14,7 +15,7 @@ import { iso } from './clock.js'
 import { controllerActor, operatorActor, workerActor } from './actors.js'
 import { type DomainDeps } from './context.js'
 import { DomainError } from './errors.js'
-import { idempotencyScope } from './idempotency.js'
+import { idempotencyScope, keptManifest } from './idempotency.js'
 import { isLive, type Transitions } from './transitions.js'
 import type { SandboxEnforcer, SandboxExit } from './sandbox.js'
 
@@ -155,8 +156,8 @@ export function createSandboxes(deps: DomainDeps & { enforcer: SandboxEnforcer }
         },
         {
           status: 201,
-          keep: ({ manifest }) => ({ manifest }),
-          replay: (kept) => ({ ...(kept as { manifest: Manifest }), leaseToken: '' }),
+          keep: ({ manifest }) => ({ manifest: keptManifest(manifest) }),
+          replay: (kept) => ({ manifest: deps.signer.signAgain((kept as { manifest: UnsignedManifest }).manifest), leaseToken: '' }),
           recordError: (error) => error.code !== 'sandbox_unavailable',
         },
       )
@@ -191,8 +192,8 @@ export function createSandboxes(deps: DomainDeps & { enforcer: SandboxEnforcer }
         },
         {
           status: 201,
-          keep: ({ manifest }) => ({ manifest }),
-          replay: (kept) => ({ ...(kept as { manifest: Manifest }), leaseToken: '' }),
+          keep: ({ manifest }) => ({ manifest: keptManifest(manifest) }),
+          replay: (kept) => ({ manifest: deps.signer.signAgain((kept as { manifest: UnsignedManifest }).manifest), leaseToken: '' }),
           recordError: (error) => error.code !== 'sandbox_unavailable',
         },
       )

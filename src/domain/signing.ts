@@ -49,6 +49,12 @@ export interface Signer {
   verify(manifest: Manifest): void
   /** Whether a manifest signed with `keyId` could still verify. */
   holds(keyId: string): boolean
+  /**
+   * The signature of a manifest this controller signed before, computed again (HMAC is
+   * deterministic): a replay can answer the very same manifest without its signature ever having
+   * been stored. Throws unknown_key when that key is no longer held.
+   */
+  signAgain(unsigned: UnsignedManifest): Manifest
 }
 
 /**
@@ -70,6 +76,13 @@ export function createSigner(current: Buffer, previous: Buffer[] = []): Signer {
     sign(fields) {
       const unsigned: UnsignedManifest = { ...fields, key_id: keyId }
       return { ...unsigned, signature: mac(current, unsigned).toString('hex') }
+    },
+    signAgain(unsigned) {
+      const key = ring.get(unsigned.key_id)
+      if (key === undefined) {
+        throw new DomainError('unknown_key', `manifest is signed with key ${unsigned.key_id}, which this controller no longer holds`)
+      }
+      return { ...unsigned, signature: mac(key, unsigned).toString('hex') }
     },
     verify(manifest) {
       const key = ring.get(manifest.key_id)

@@ -174,3 +174,25 @@ describe('idempotency.once', () => {
     expect(storeOf(t.warden).idempotency.get('operator', 'live')).toBeDefined()
   })
 })
+
+describe('keyed manifests keep no bearer credential (SPEC §7)', () => {
+  it('stores an issued or spawned manifest without its signature, and a replay answers the very same signed manifest', () => {
+    const t = fresh()
+    const root = t.warden.admission.issueRoot({}, 'root-key')
+    const { worker: parent } = t.warden.admission.register(root)
+    const child = t.warden.admission.spawn(parent, { reason: 'grow' }, 'spawn-key')
+    for (const [caller, key, manifest] of [
+      ['operator', 'root-key', root],
+      [`worker:${parent.worker_id}`, 'spawn-key', child],
+    ] as const) {
+      const kept = storeOf(t.warden).idempotency.get(caller, key)
+      expect(kept, `${caller} ${key}`).toBeDefined()
+      expect(kept!.answer).not.toContain(manifest.signature)
+      expect(JSON.parse(kept!.answer)).not.toHaveProperty('signature')
+    }
+    expect(t.warden.admission.issueRoot({}, 'root-key')).toEqual(root)
+    expect(t.warden.admission.spawn(parent, { reason: 'grow' }, 'spawn-key')).toEqual(child)
+    // The replayed manifest is authentic: it registers.
+    expect(t.warden.admission.register(child).worker.worker_id).toBe(child.worker_id)
+  })
+})
