@@ -72,9 +72,6 @@ async function launch(ctx: Context): Promise<number> {
   ctx.out(
     `${ctx.style.bold('resources')}  ${worker.resources.cpu_limit} cpu, ${worker.resources.memory_limit_mb} MB, external network ${worker.resources.network_policy.allow_external ? 'allowed' : 'denied'}`,
   )
-  if (command.some((arg) => arg.startsWith('/tmp/'))) {
-    ctx.err('note: /tmp inside a sandbox is its own empty folder; a program under /tmp on this host is not visible there')
-  }
   return worker.status === 'active' ? EXIT.ok : EXIT.failed
 }
 
