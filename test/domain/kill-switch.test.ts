@@ -1,9 +1,8 @@
 // SPEC §2.6 the kill switch: every live worker terminated in the engaging transaction, harmless to
 // repeat, audited both ways, and still engaged after a restart. (Admission while engaged: admission-rules.test.ts.)
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ManualClock } from '../../src/domain/clock.js'
-import type { ContractInput } from '../../src/schemas/index.js'
-import { createTestWarden, registerChild, registerRoot, type TestWarden, storeOf } from '../helpers/harness.js'
+import { createTestWarden, registerChild, registerRoot, storeOf } from '../helpers/harness.js'
 import {
   auditSeq,
   expectDomainError,
@@ -12,18 +11,11 @@ import {
   SECOND,
   tempDbFile,
   worker,
+  wardenPerTest,
 } from './support.js'
 
 
-const open: Array<{ close(): void }> = []
-function setup(overrides: Partial<ContractInput> = {}): TestWarden {
-  const t = createTestWarden({ heartbeat_timeout_seconds: 30, expiration_seconds: 3600, ...overrides })
-  open.push(t)
-  return t
-}
-afterEach(() => {
-  for (const t of open.splice(0)) t.close()
-})
+const setup = wardenPerTest({ heartbeat_timeout_seconds: 30, expiration_seconds: 3600 })
 
 const iso = (ms: number) => new Date(ms).toISOString()
 

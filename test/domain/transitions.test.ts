@@ -1,9 +1,8 @@
 // Worker states (SPEC §1): shutdown, quarantine, release, kill with cascade, terminal states that
 // never come back, and the sandbox record each move keeps.
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Warden } from '../../src/domain/index.js'
-import type { ContractInput } from '../../src/schemas/index.js'
-import { createTestWarden, registerChild, registerRoot, storeOf, type TestWarden } from '../helpers/harness.js'
+import { registerChild, registerRoot, storeOf, type TestWarden } from '../helpers/harness.js'
 import {
   auditSeq,
   auditRecords,
@@ -13,18 +12,11 @@ import {
   manifestStatus,
   SECOND,
   worker,
+  wardenPerTest,
 } from './support.js'
 
 
-const open: Array<{ close(): void }> = []
-function setup(overrides: Partial<ContractInput> = {}): TestWarden {
-  const t = createTestWarden({ heartbeat_timeout_seconds: 30, expiration_seconds: 3600, ...overrides })
-  open.push(t)
-  return t
-}
-afterEach(() => {
-  for (const t of open.splice(0)) t.close()
-})
+const setup = wardenPerTest({ heartbeat_timeout_seconds: 30, expiration_seconds: 3600 })
 
 const iso = (ms: number) => new Date(ms).toISOString()
 const sandboxOf = (warden: Warden, id: string) => storeOf(warden).sandboxes.get(id)
