@@ -3,14 +3,13 @@
 // there is one managed worker, one sandbox_launched record and one running program — counted in
 // /proc, not from the controller's word.
 import { randomBytes } from 'node:crypto'
-import { rmdirSync } from 'node:fs'
 import { afterAll, describe, expect, it } from 'vitest'
 import { WardenClient, type RetryEvent } from '../../src/client/client.js'
 import { startCutProxy, type CutProxy } from '../helpers/cut-proxy.js'
 import { createServerTracker } from '../helpers/e2e.js'
 import { waitFor } from '../helpers/http-client.js'
-import { cmdline, markedPids, newMarker } from '../helpers/proc.js'
-import { canRunSandboxes, cgroupTops, childCgroups } from '../helpers/sandbox-lab.js'
+import { cmdline, killMarked, markedPids, newMarker } from '../helpers/proc.js'
+import { canRunSandboxes, removeCgroupTree } from '../helpers/sandbox-lab.js'
 
 const servers = createServerTracker()
 const root = `warden-e2e-idem-${process.pid}-${randomBytes(3).toString('hex')}`
@@ -22,29 +21,9 @@ afterAll(async () => {
   await servers.cleanup()
   await proxy?.close()
   await Promise.allSettled(clients.map((client) => client.close()))
-  for (const pid of markedPids(marker)) {
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {
-      // gone meanwhile
-    }
-  }
-  for (const top of cgroupTops(root)) {
-    for (const ctl of childCgroups(top)) {
-      for (const leaf of childCgroups(`${top}/${ctl}`)) rmdirQuiet(`${top}/${ctl}/${leaf}`)
-      rmdirQuiet(`${top}/${ctl}`)
-    }
-    rmdirQuiet(top)
-  }
+  killMarked(marker)
+  removeCgroupTree(root)
 })
-
-function rmdirQuiet(path: string): void {
-  try {
-    rmdirSync(path)
-  } catch {
-    // gone already
-  }
-}
 
 describe.runIf(canRunSandboxes)('POST /v1/sandboxes with a lost answer', () => {
   it('is retried with the same key: one managed worker, one sandbox_launched record, one running program', async () => {

@@ -2,15 +2,15 @@
 // rogue worker launched through the API that ignores its 410s and hides a setsid'ed escapee, and
 // every decision observed from outside — /proc and the cgroup files, never the driver's word.
 import { randomBytes } from 'node:crypto'
-import { existsSync, readFileSync, rmdirSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Manifest } from '../../src/schemas/index.js'
 import { createServerTracker, range, type Running } from '../helpers/e2e.js'
 import { auditLog, createClient, getWorker, putContract, sleep, waitFor, type ApiClient, type Json } from '../helpers/http-client.js'
-import { markedPids, newMarker, stat } from '../helpers/proc.js'
-import { canRunSandboxes, cgroupTops, childCgroups } from '../helpers/sandbox-lab.js'
+import { killMarked, markedPids, newMarker, stat } from '../helpers/proc.js'
+import { canRunSandboxes, cgroupTops, childCgroups, removeCgroupTree } from '../helpers/sandbox-lab.js'
 import { startServer } from '../helpers/server-process.js'
 
 const ROGUE = fileURLToPath(new URL('../fixtures/rogue-worker.mjs', import.meta.url))
@@ -19,39 +19,6 @@ const GONE_WITHIN_MS = 1000
 
 const markers: string[] = []
 const roots: string[] = []
-
-function killMarked(): void {
-  for (const marker of markers) {
-    for (const pid of markedPids(marker)) {
-      try {
-        process.kill(pid, 'SIGKILL')
-      } catch {
-        // gone meanwhile
-      }
-    }
-  }
-}
-
-/** Removes the cgroups a server of this suite left (a SIGKILLed controller cannot). */
-function removeCgroups(): void {
-  for (const root of roots) {
-    for (const top of cgroupTops(root)) {
-      for (const ctl of childCgroups(top)) {
-        for (const leaf of childCgroups(`${top}/${ctl}`)) rmdirQuiet(`${top}/${ctl}/${leaf}`)
-        rmdirQuiet(`${top}/${ctl}`)
-      }
-      rmdirQuiet(top)
-    }
-  }
-}
-
-function rmdirQuiet(path: string): void {
-  try {
-    rmdirSync(path)
-  } catch {
-    // gone already
-  }
-}
 
 function managedEnv(extra: Record<string, string> = {}): Record<string, string> {
   const root = `warden-e2e-${process.pid}-${randomBytes(3).toString('hex')}`
@@ -113,8 +80,8 @@ const status = async (client: ApiClient, id: string) => (await getWorker(client,
 const servers = createServerTracker()
 afterAll(async () => {
   await servers.cleanup()
-  killMarked()
-  removeCgroups()
+  for (const marker of markers) killMarked(marker)
+  for (const root of roots) removeCgroupTree(root)
 })
 
 describe.runIf(canRunSandboxes)('a rogue managed worker under every decision', () => {

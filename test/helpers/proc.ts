@@ -30,6 +30,17 @@ export function markedPids(marker: string): number[] {
   return pids
 }
 
+/** SIGKILLs every live process carrying the marker: a test's cleanup of what it started. */
+export function killMarked(marker: string): void {
+  for (const pid of markedPids(marker)) {
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {
+      // gone meanwhile
+    }
+  }
+}
+
 /**
  * The marked processes inside the sandbox: all but the outer bubblewrap, the driver's direct
  * child, which stays in the controller's cgroup to reap the sandbox's init.

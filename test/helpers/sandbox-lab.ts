@@ -12,7 +12,7 @@ import type { LaunchSpec, SandboxDriver, SandboxExit } from '../../src/sandbox/d
 import { createProcessDriver, type ProcessDriverOptions } from '../../src/sandbox/process-driver.js'
 import type { Resources } from '../../src/schemas/index.js'
 import { waitFor } from './http-client.js'
-import { markedPids, newMarker } from './proc.js'
+import { killMarked, markedPids, newMarker } from './proc.js'
 
 export const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-sandbox.mjs', import.meta.url))
 export const CONTROLLER = fileURLToPath(new URL('../fixtures/sandbox-controller.ts', import.meta.url))
@@ -49,6 +49,17 @@ function rmdirQuiet(path: string): void {
     rmdirSync(path)
   } catch {
     // gone already, or still busy: the tests' own assertions report leftovers
+  }
+}
+
+/** Removes the cgroups named `root` (controller/worker levels) that a test's drivers left. */
+export function removeCgroupTree(root: string): void {
+  for (const top of cgroupTops(root)) {
+    for (const ctl of childCgroups(top)) {
+      for (const leaf of childCgroups(`${top}/${ctl}`)) rmdirQuiet(`${top}/${ctl}/${leaf}`)
+      rmdirQuiet(`${top}/${ctl}`)
+    }
+    rmdirQuiet(top)
   }
 }
 
@@ -102,23 +113,12 @@ export async function createSandboxLab(options: Partial<ProcessDriverOptions> & 
   async function close(): Promise<void> {
     await driver?.shutdown()
     for (const marker of markers) {
-      for (const pid of markedPids(marker)) {
-        try {
-          process.kill(pid, 'SIGKILL')
-        } catch {
-          // gone meanwhile
-        }
-      }
+      killMarked(marker)
     }
     await new Promise((resolve) => controller.close(resolve))
     await new Promise((resolve) => tcp.close(resolve))
-    for (const top of [...cgroupTops(root), ...cgroupTops(`${root}-crash`)]) {
-      for (const ctl of childCgroups(top)) {
-        for (const leaf of childCgroups(`${top}/${ctl}`)) rmdirQuiet(`${top}/${ctl}/${leaf}`)
-        rmdirQuiet(`${top}/${ctl}`)
-      }
-      rmdirQuiet(top)
-    }
+    removeCgroupTree(root)
+    removeCgroupTree(`${root}-crash`)
     rmSync(dir, { recursive: true, force: true })
   }
 
