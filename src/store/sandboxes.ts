@@ -48,8 +48,6 @@ export function createSandboxRepository(db: Db) {
   const open = db.prepare<[], { worker_id: string; state: SandboxState; status: string }>(`
     SELECT s.worker_id, s.state, w.status FROM sandboxes s INDEXED BY sandboxes_managed_open JOIN workers w USING (worker_id)
     WHERE ${OPEN}`)
-  const countByState = db.prepare<[], { state: SandboxState; n: number }>(`
-    SELECT state, count(*) AS n FROM sandboxes WHERE managed = 1 GROUP BY state`)
 
   return {
     /** Every registration gets a row; `driver` names who runs it ('external' when its owner does). */
@@ -68,7 +66,6 @@ export function createSandboxRepository(db: Db) {
       end.run({ worker_id: workerId, at, exit_code: exitCode, signal }).changes === 1,
     /** Managed sandboxes not yet ended, with their worker's status. */
     open: () => open.all(),
-    countByState: () => countByState.all(),
   }
 }
 
