@@ -1,6 +1,6 @@
 // What the demo shows: the live lineage tree (each worker's controller status and process), the
 // events as they happen, and the closing summary. Pure functions of the demo state.
-import type { AuditVerification, Contract, WorkerStatus } from '../schemas/index.js'
+import { isLive, type AuditVerification, type Contract, type WorkerStatus } from '../schemas/index.js'
 import { shortId, tree, type Style } from './format.js'
 
 export interface DemoWorker {
@@ -110,7 +110,7 @@ export function frame(options: {
   maxEvents: number
 }): string[] {
   const { style, workers } = options
-  const live = workers.filter((worker) => worker.status === 'active' || worker.status === 'quarantined').length
+  const live = workers.filter((worker) => isLive(worker.status)).length
   const processes = workers.filter((worker) => worker.pid !== null && worker.process !== 'exited').length
   const denials = options.events.filter((event) => event.kind === 'denied').length
   return [

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { WardenClient, type ContractInput } from '../client/client.js'
 import { abortableSleep } from '../client/retry.js'
-import type { Contract, Manifest } from '../schemas/index.js'
+import { isLive, type Contract, type Manifest } from '../schemas/index.js'
 import { numberOption, stringOption, type Command } from './command.js'
 import { EXIT, UsageError, type Context } from './context.js'
 import type { DemoMessage } from './demo-worker.js'
@@ -314,7 +314,7 @@ async function runDemo(ctx: Context): Promise<number> {
         lastPoll = Date.now()
         liveOnController = 0
         for await (const summary of api.workers()) {
-          if (summary.status === 'active' || summary.status === 'quarantined') liveOnController += 1
+          if (isLive(summary.status)) liveOnController += 1
           const known = workers.get(summary.worker_id)
           if (known) {
             known.status = summary.status

@@ -1,6 +1,6 @@
 // warden workers ls|get|kill, warden quarantine, warden release
 import { WardenError } from '../client/errors.js'
-import { WorkerStatusSchema, type WorkerSummary, type WorkerView } from '../schemas/index.js'
+import { isLive, WorkerStatusSchema, type WorkerSummary, type WorkerView } from '../schemas/index.js'
 import { numberOption, stringOption, type Command } from './command.js'
 import { EXIT, UsageError, type Context } from './context.js'
 import { ago, table, tree } from './format.js'
@@ -107,7 +107,7 @@ export const workerCommands: Command[] = [
         ])
         for (const line of table(['WORKER', 'PARENT', 'DEPTH', 'STATUS', 'REASON', 'REGISTERED', 'HEARTBEAT', 'SANDBOX', 'USAGE'], rows, ctx.style)) ctx.out(line)
       }
-      const live = workers.filter((worker) => worker.status === 'active' || worker.status === 'quarantined').length
+      const live = workers.filter((worker) => isLive(worker.status)).length
       ctx.out(ctx.style.dim(`${workers.length} worker(s), ${live} live`))
       return EXIT.ok
     },

@@ -238,7 +238,7 @@ function renderSummary() {
   counts.replaceChildren(
     ...Object.entries(s.workers).map(([status, n]) => el('li', { class: `count status-${status}` }, el('span', { class: 'n' }, String(n)), ` ${status}`)),
   )
-  const live = (s.workers.active ?? 0) + (s.workers.quarantined ?? 0)
+  const live = s.slots_in_use - s.outstanding_manifests // the server's one definition of live
   const meter = el('meter', { min: 0, max: s.max_replicas, value: s.slots_in_use, 'aria-label': 'Quota in use' })
   $('quota').replaceChildren(
     el('span', { class: 'n' }, `${s.slots_in_use} of ${s.max_replicas}`),

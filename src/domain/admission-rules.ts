@@ -3,14 +3,14 @@
 // runs the table and denies with the first rule that answers, or approves. The table's order is
 // the precedence when several rules would deny: the kill switch first, then authenticity, the
 // parent's state, depth, cooldown, resources, quota and the contract's stop conditions.
-import type { Manifest, Resources, UnsignedManifest } from '../schemas/index.js'
+import { isLive, type Manifest, type Resources, type UnsignedManifest } from '../schemas/index.js'
 import type { ManifestRow } from '../store/manifests.js'
 import type { WorkerRecord } from '../store/workers.js'
 import type { CompiledContract } from './contract.js'
 import { DomainError, type ErrorCode, type ProblemExtras } from './errors.js'
 import { exceeds } from './resources.js'
 import type { StopVerdict } from './stop-conditions.js'
-import { isLive, terminatedError } from './transitions.js'
+import { terminatedError } from './transitions.js'
 import { tokenMatches } from './tokens.js'
 
 export type AdmissionStage = 'issue' | 'spawn' | 'register'

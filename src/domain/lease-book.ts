@@ -1,12 +1,13 @@
 // The heartbeat lease of every live worker, in memory. SPEC §2.10 lets lease renewals lag the
 // database by up to a second, so a heartbeat touches only this book; a flusher writes renewed
 // leases back in small batches. Everything else about a worker is written through at once.
+import { isLive, type LiveStatus } from '../schemas/index.js'
 import type { LiveLeaseRow } from '../store/workers.js'
 import { noStalls, type LoopWatch } from './clock.js'
 
 export interface Lease {
   tokenHash: Buffer
-  status: 'active' | 'quarantined'
+  status: LiveStatus
   leaseExpiresAt: number
   expiresAt: number | null
   lastHeartbeatAt: number | null
@@ -53,7 +54,7 @@ export class LeaseBook {
   }
 
   add(row: LiveLeaseRow): void {
-    if (row.status !== 'active' && row.status !== 'quarantined') return
+    if (!isLive(row.status)) return
     this.leases.set(row.worker_id, {
       tokenHash: row.lease_token_hash,
       status: row.status,

@@ -2,14 +2,14 @@
 // reaps silent workers, expires workers past their lifetime and voids manifests past their TTL;
 // lease time does not run while the controller is down. A lease or lifetime that ran out
 // before the reaper saw it is settled by the next decision that reads the worker (transitions.ts).
-import type { HeartbeatResponse } from '../schemas/index.js'
+import { isLive, type HeartbeatResponse } from '../schemas/index.js'
 import type { WorkerRecord } from '../store/workers.js'
 import { iso, isoOrNull } from './clock.js'
 import { heartbeatIntervalSeconds } from './contract.js'
 import { controllerActor } from './actors.js'
 import { type DomainDeps } from './context.js'
 import type { Lease } from './lease-book.js'
-import { isLive, terminatedError, type Transitions } from './transitions.js'
+import { terminatedError, type Transitions } from './transitions.js'
 
 export interface TickResult {
   reaped: number

@@ -1,14 +1,15 @@
 // Managed workers (SPEC §5): launching a root, launching a managed parent's approved child,
 // the end of a sandbox (exit, crash, OOM, launch failure) and the reconciliation at start.
 // Issue + register + record commit as one transaction; the driver then launches after commit.
-import type {
-  Manifest,
-  Resources,
-  SandboxLaunchRequest,
-  SandboxProgram,
-  SpawnRequest,
-  UnsignedManifest,
-  WorkerView,
+import {
+  isLive,
+  type Manifest,
+  type Resources,
+  type SandboxLaunchRequest,
+  type SandboxProgram,
+  type SpawnRequest,
+  type UnsignedManifest,
+  type WorkerView,
 } from '../schemas/index.js'
 import type { Admission } from './admission.js'
 import { iso } from './clock.js'
@@ -16,7 +17,7 @@ import { controllerActor, operatorActor, workerActor } from './actors.js'
 import { type DomainDeps } from './context.js'
 import { DomainError } from './errors.js'
 import { idempotencyScope, keptManifest } from './idempotency.js'
-import { isLive, type Transitions } from './transitions.js'
+import { type Transitions } from './transitions.js'
 import type { SandboxEnforcer, SandboxExit } from './sandbox.js'
 
 export interface ManagedLaunch {

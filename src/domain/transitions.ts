@@ -2,7 +2,7 @@
 // a decision to its audit record in one transaction; `terminate` ends a live worker for good;
 // `settle` applies a lease or lifetime that ran out before the reaper saw it (§2.7). The
 // operator's and the worker's own moves (quarantine, release, kill, deregister) are built on them.
-import type { AuditType, KillResult, TerminationReason, WorkerStatus, WorkerView } from '../schemas/index.js'
+import { isLive, type AuditType, type KillResult, type LiveStatus, type TerminalStatus, type TerminationReason, type WorkerView } from '../schemas/index.js'
 import type { WorkerRecord } from '../store/workers.js'
 import { iso } from './clock.js'
 import { controllerActor, operatorActor, workerActor } from './actors.js'
@@ -10,7 +10,6 @@ import { type DomainDeps } from './context.js'
 import { DomainError } from './errors.js'
 import { workerView } from './views.js'
 
-export type TerminalStatus = Exclude<WorkerStatus, 'active' | 'quarantined'>
 
 const auditTypeFor: Record<TerminalStatus, AuditType> = {
   deregistered: 'worker_deregistered',
@@ -20,7 +19,6 @@ const auditTypeFor: Record<TerminalStatus, AuditType> = {
   exited: 'sandbox_exited',
 }
 
-export const isLive = (status: WorkerStatus): boolean => status === 'active' || status === 'quarantined'
 
 /** The reason a heartbeat's 410 carries. */
 export function terminationReason(row: Pick<WorkerRecord, 'status' | 'reason'>): TerminationReason {
@@ -112,7 +110,7 @@ export function createTransitions(deps: DomainDeps) {
     workerView(withLease(row), store.workers.countChildren(row.worker_id), sandbox.describe(row.worker_id))
 
   /** Quarantine and release: moves between the two live states. */
-  function setLiveStatus(workerId: string, status: 'active' | 'quarantined', reason: string | null): WorkerView {
+  function setLiveStatus(workerId: string, status: LiveStatus, reason: string | null): WorkerView {
     return decide(() => {
       const now = clock.now()
       const row = settle(requireWorker(workerId), now)

@@ -26,10 +26,15 @@ export const LIMITS = {
   programEnvValueChars: 4096,
 } as const
 
-const TERMINAL = ['deregistered', 'killed', 'reaped', 'expired', 'exited'] as const
-export const WorkerStatusSchema = z.enum(['active', 'quarantined', ...TERMINAL]).meta({ id: 'WorkerStatus', examples: ['active'] })
+/** A live worker holds a lease (SPEC §1); every other status is terminal and final. This is the one
+ * place "live" is defined: the domain, the store's SQL and the CLI all derive from it. */
+export const LIVE_STATUSES = ['active', 'quarantined'] as const
+export const TERMINAL_STATUSES = ['deregistered', 'killed', 'reaped', 'expired', 'exited'] as const
+export const WorkerStatusSchema = z.enum([...LIVE_STATUSES, ...TERMINAL_STATUSES]).meta({ id: 'WorkerStatus', examples: ['active'] })
 export type WorkerStatus = z.infer<typeof WorkerStatusSchema>
-export const LIVE_STATUSES: readonly WorkerStatus[] = ['active', 'quarantined']
+export type LiveStatus = (typeof LIVE_STATUSES)[number]
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number]
+export const isLive = (status: WorkerStatus | null): status is LiveStatus => status === 'active' || status === 'quarantined'
 
 export const TerminationReasonSchema = z.enum(['kill_switch', 'killed', 'reaped', 'expired', 'deregistered', 'exited'])
 export type TerminationReason = z.infer<typeof TerminationReasonSchema>

@@ -2,6 +2,9 @@
 // real record of its sandbox — the program it runs, its state and how its processes ended.
 import type { SandboxState } from '../schemas/index.js'
 import type { Db } from './db.js'
+import { liveSql } from './workers.js'
+
+const LIVE_W = liveSql('w.status')
 
 export interface SandboxRow {
   worker_id: string
@@ -30,9 +33,9 @@ export function createSandboxRepository(db: Db) {
   const get = db.prepare<[string], SandboxRow>(`
     SELECT s.worker_id, s.driver, s.resources, s.launched_at, s.managed, s.program, s.state, s.pid, s.started_at,
       s.ended_at, s.exit_code, s.signal,
-      CASE WHEN w.status IN ('active', 'quarantined') THEN 'running' ELSE 'stopped' END AS status,
+      CASE WHEN ${LIVE_W} THEN 'running' ELSE 'stopped' END AS status,
       w.ended_at AS stopped_at,
-      CASE WHEN w.status IN ('active', 'quarantined') THEN NULL ELSE w.reason END AS stop_reason
+      CASE WHEN ${LIVE_W} THEN NULL ELSE w.reason END AS stop_reason
     FROM sandboxes s JOIN workers w USING (worker_id) WHERE s.worker_id = ?`)
   const manage = db.prepare(`
     UPDATE sandboxes SET managed = 1, driver = @driver, program = @program, state = 'starting' WHERE worker_id = @worker_id`)

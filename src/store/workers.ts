@@ -1,7 +1,7 @@
 // SQL for the workers table. Records come out parsed (JSON columns as objects), typed by the
 // schema below; every statement is prepared once.
 import { z } from 'zod'
-import { ResourcesSchema, StateSnapshotSchema, WorkerIdSchema, WorkerStatusSchema, type WorkerStatus } from '../schemas/index.js'
+import { LIVE_STATUSES, ResourcesSchema, StateSnapshotSchema, WorkerIdSchema, WorkerStatusSchema, type LiveStatus, type WorkerStatus } from '../schemas/index.js'
 import type { Db } from './db.js'
 
 export const WorkerRecordSchema = z.object({
@@ -53,7 +53,9 @@ export interface WorkerFilter {
 /** A worker's place in the tree: what a lineage node is made of. */
 export type TreeNode = Pick<WorkerRecord, 'worker_id' | 'parent_id' | 'depth' | 'status'>
 
-const LIVE = `status IN ('active', 'quarantined')`
+/** SQL for "the worker at `column` is live", built from the one definition in schemas/. */
+export const liveSql = (column = 'status'): string => `${column} IN (${LIVE_STATUSES.map((s) => `'${s}'`).join(', ')})`
+const LIVE = liveSql()
 /** A worker with its lease: the hot copy in `leases` while it is live, the final one after (migration 0009). */
 const WITH_LEASE = `SELECT w.*, coalesce(l.lease_expires_at, w.lease_expires_at) AS lease_expires_at,
   coalesce(l.last_heartbeat_at, w.last_heartbeat_at) AS last_heartbeat_at
@@ -159,7 +161,7 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
       return countChildren.get(workerId)!.n
     },
     /** Moves between live states (quarantine and release). */
-    setLiveStatus(workerId: string, status: 'active' | 'quarantined', reason: string | null): void {
+    setLiveStatus(workerId: string, status: LiveStatus, reason: string | null): void {
       const from = liveStatus.get(workerId) ?? status
       setStatus.run({ worker_id: workerId, status, reason })
       if (from !== status) move(from, status, 1)
