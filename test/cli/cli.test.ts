@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import type { WardenClient } from '../../src/client/client.js'
 import { COMMANDS } from '../../src/cli/index.js'
 import type { Manifest, WorkerSummary } from '../../src/schemas/index.js'
-import type { ServerProcess } from '../helpers/server-process.js'
+import type { ServerProcess } from '../helpers/server.js'
 import { contract, OPERATOR_TOKEN, operatorClient, realServer, resetWorkers, restart, stopServer, waitFor } from '../client/support.js'
 import { binary, cli, startBin } from './support.js'
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { DemoSummary } from '../../src/cli/demo-view.js'
 import type { WardenClient } from '../../src/client/client.js'
 import type { WorkerSummary } from '../../src/schemas/index.js'
-import type { ServerProcess } from '../helpers/server-process.js'
+import type { ServerProcess } from '../helpers/server.js'
 import { contract, OPERATOR_TOKEN, operatorClient, realServer, stopServer } from '../client/support.js'
 import { binary } from './support.js'
 

@@ -3,8 +3,8 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync, rmdirSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createServerTracker, type Running } from '../helpers/e2e.js'
-import { waitFor } from '../helpers/http-client.js'
+import { waitFor } from '../helpers/fixtures.js'
+import { createServerTracker, type Running } from '../helpers/server.js'
 import { canRunSandboxes, cgroupTops, childCgroups } from '../helpers/sandbox-lab.js'
 import { cli } from './support.js'
 

@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { WardenClient } from '../../src/client/client.js'
 import { WardenError } from '../../src/client/errors.js'
 import type { RetryEvent } from '../../src/client/client.js'
-import type { ServerProcess } from '../helpers/server-process.js'
+import type { ServerProcess } from '../helpers/server.js'
 import { contract, operatorClient, realServer, rejection, resetWorkers, stopServer } from './support.js'
 
 let server: ServerProcess

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { WardenClient } from '../../src/client/client.js'
 import { Worker } from '../../src/client/worker.js'
-import type { ServerProcess } from '../helpers/server-process.js'
+import type { ServerProcess } from '../helpers/server.js'
 import { contract, operatorClient, realServer, resetWorkers, stopServer, waitFor } from './support.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')

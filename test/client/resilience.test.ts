@@ -8,7 +8,7 @@ import { WardenClient, type RetryEvent } from '../../src/client/client.js'
 import { CircuitBreaker, type CircuitState } from '../../src/client/circuit-breaker.js'
 import { WardenError } from '../../src/client/errors.js'
 import { backoffDelay, DEFAULT_RETRY, parseRetryAfter, retryDelay } from '../../src/client/retry.js'
-import type { ServerProcess } from '../helpers/server-process.js'
+import type { ServerProcess } from '../helpers/server.js'
 import { OPERATOR_TOKEN, operatorClient, realServer, rejection, restart, stopServer } from './support.js'
 
 describe('retry policy', () => {

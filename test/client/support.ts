@@ -4,7 +4,7 @@ import { rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { WardenClient, type WardenClientOptions } from '../../src/client/client.js'
 import type { WardenError } from '../../src/client/errors.js'
-import { startServer, type ServerProcess } from '../helpers/server-process.js'
+import { startServer, type ServerProcess } from '../helpers/server.js'
 
 import { OPERATOR_TOKEN } from '../helpers/harness.js'
 export { OPERATOR_TOKEN }

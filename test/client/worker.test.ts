@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { WardenClient } from '../../src/client/client.js'
 import { WardenError, type StopReason } from '../../src/client/errors.js'
 import { Worker, type WorkerEvent, type WorkerOptions } from '../../src/client/worker.js'
-import type { ServerProcess } from '../helpers/server-process.js'
+import type { ServerProcess } from '../helpers/server.js'
 import { contract, operatorClient, realServer, rejection, resetWorkers, restart, stopServer, waitFor } from './support.js'
 
 const started: Worker[] = []

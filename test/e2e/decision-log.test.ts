@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { logDecisions } from '../../src/decision-log.js'
 import { createTestWarden, storeOf } from '../helpers/harness.js'
-import { waitFor } from '../helpers/http-client.js'
+import { waitFor } from '../helpers/fixtures.js'
 
 describe('logDecisions', () => {
   it('writes one line per audit record after it commits, in seq order, none twice, off the committing call', async () => {

@@ -6,8 +6,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createServerTracker } from '../helpers/e2e.js'
-import { issueRoot } from '../helpers/http-client.js'
+import { createServerTracker } from '../helpers/server.js'
 
 const servers = createServerTracker()
 const parents: string[] = []
@@ -37,9 +36,7 @@ describe('file modes and stored credentials (SPEC §7)', () => {
   it('keeps the folder 0700 and the database and WAL 0600, so another local user cannot read a live outstanding manifest', async () => {
     const { dir, dbFile } = freshInstall()
     const { client } = await servers.start({ dbFile })
-    const issued = await issueRoot(client)
-    expect(issued.status).toBe(201)
-    const signature: string = issued.body.signature
+    const { signature } = await client.issueManifest()
 
     expect(mode(dir)).toBe(0o700)
     const files = databaseFiles(dbFile)
@@ -59,7 +56,7 @@ describe('file modes and stored credentials (SPEC §7)', () => {
   it('fixes the modes of an existing install at start', async () => {
     const { dir, dbFile } = freshInstall()
     const first = await servers.start({ dbFile })
-    expect((await issueRoot(first.client)).status).toBe(201)
+    await first.client.issueManifest()
     await first.server.kill('SIGKILL')
     chmodSync(dir, 0o755)
     for (const file of databaseFiles(dbFile)) chmodSync(file, 0o644)

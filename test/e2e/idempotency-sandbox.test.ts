@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto'
 import { afterAll, describe, expect, it } from 'vitest'
 import { WardenClient, type RetryEvent } from '../../src/client/client.js'
 import { startCutProxy, type CutProxy } from '../helpers/cut-proxy.js'
-import { createServerTracker } from '../helpers/e2e.js'
-import { waitFor } from '../helpers/http-client.js'
+import { auditLog, listWorkers } from '../helpers/calls.js'
+import { waitFor } from '../helpers/fixtures.js'
+import { createServerTracker } from '../helpers/server.js'
 import { cmdline, killMarked, markedPids, newMarker } from '../helpers/proc.js'
 import { canRunSandboxes, removeCgroupTree } from '../helpers/sandbox-lab.js'
 
@@ -46,10 +47,10 @@ describe.runIf(canRunSandboxes)('POST /v1/sandboxes with a lost answer', () => {
     expect(proxy.lost).toHaveLength(1)
     expect(proxy.lost[0]).toMatchObject({ status: 201, body: { manifest: launch.manifest } })
     expect(retries.map((event) => event.error.code)).toEqual(['connection_failed'])
-    const audit = async (type: string) => (await running.client.op('GET', '/v1/audit', undefined, { type, limit: 1000 })).body.items as Array<{ worker_id: string }>
+    const audit = (type: 'sandbox_launched' | 'worker_registered') => auditLog(running.client, { type })
     expect((await audit('sandbox_launched')).map((record) => record.worker_id)).toEqual([launch.worker.worker_id])
     expect((await audit('worker_registered')).map((record) => record.worker_id)).toEqual([launch.worker.worker_id])
-    const workers = (await running.client.op('GET', '/v1/workers')).body.items as Array<{ worker_id: string }>
+    const workers = await listWorkers(running.client)
     expect(workers.map((worker) => worker.worker_id)).toEqual([launch.worker.worker_id])
 
     // One program running, seen from outside: node processes carrying the marker (not the bwrap around it).
@@ -58,7 +59,7 @@ describe.runIf(canRunSandboxes)('POST /v1/sandboxes with a lost answer', () => {
     await new Promise((resolve) => setTimeout(resolve, 500))
     expect(programs()).toHaveLength(1)
 
-    await running.client.op('POST', `/v1/workers/${launch.worker.worker_id}/kill`, { reason: 'test over' })
+    await running.client.kill(launch.worker.worker_id, { reason: 'test over' })
     await waitFor('the sandbox to end', async () => (markedPids(marker).length === 0 ? true : undefined), 5_000)
   })
 })

@@ -11,7 +11,7 @@ import { createServerTracker, range, type Running } from '../helpers/e2e.js'
 import { auditLog, createClient, getWorker, putContract, sleep, waitFor, type ApiClient, type Json } from '../helpers/http-client.js'
 import { killMarked, markedPids, newMarker, stat } from '../helpers/proc.js'
 import { canRunSandboxes, cgroupTops, childCgroups, removeCgroupTree } from '../helpers/sandbox-lab.js'
-import { startServer } from '../helpers/server-process.js'
+import { startServer } from '../helpers/server.js'
 
 const ROGUE = fileURLToPath(new URL('../fixtures/rogue-worker.mjs', import.meta.url))
 /** SPEC §2.12: once a decision commits, no process of the sandbox is left within this. */

@@ -7,8 +7,8 @@ import { createInterface } from 'node:readline'
 import { PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/logger.js'
-import { createServerTracker } from '../helpers/e2e.js'
-import { waitFor } from '../helpers/http-client.js'
+import { waitFor } from '../helpers/fixtures.js'
+import { createServerTracker } from '../helpers/server.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'))
@@ -61,8 +61,9 @@ describe('the server log', () => {
 
   it('has method, URL and status on request lines, the problem code on 4xx, one line per decision, a final "closed", and a start-up warning while the kill switch is engaged', async () => {
     const { server, client } = await servers.start()
-    expect((await client.op('POST', '/v1/manifests', {})).status).toBe(201)
-    expect((await client.op('POST', '/v1/kill-switch', { reason: 'drill' })).status).toBe(200)
+    await client.issueManifest()
+    expect((await client.engageKillSwitch('drill')).engaged).toBe(true)
+    // A wrong token on purpose: the client only sends the one it was given.
     const wrong = await fetch(`${server.url}/v1/kill-switch`, { headers: { authorization: 'Bearer wrong' } })
     expect(wrong.status).toBe(401)
 

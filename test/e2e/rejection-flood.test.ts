@@ -4,8 +4,9 @@
 // none lands in the victim's trail; one registrations_rejected summary per address carries the counts.
 import { randomBytes } from 'node:crypto'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createServerTracker, range } from '../helpers/e2e.js'
-import { auditLog, issueRoot, register } from '../helpers/http-client.js'
+import { auditLog, outcome } from '../helpers/calls.js'
+import { range } from '../helpers/fixtures.js'
+import { createServerTracker } from '../helpers/server.js'
 
 const servers = createServerTracker()
 afterEach(() => servers.cleanup())
@@ -16,7 +17,7 @@ const PER_LOOP = 40
 describe('a flood of manifests failing verification (SPEC §7)', () => {
   it('writes no audit record per request, never names the victim, and summarizes the counts by code per address', async () => {
     const first = await servers.start({ connections: LOOPS })
-    const victim = (await issueRoot(first.client)).body
+    const victim = await first.client.issueManifest()
     const before = await auditLog(first.client)
     const victimTrail = await auditLog(first.client, { worker_id: victim.worker_id })
 
@@ -29,8 +30,8 @@ describe('a flood of manifests failing verification (SPEC §7)', () => {
             loop % 2 === 0
               ? { ...victim, key_id: `k1-${randomBytes(8).toString('hex')}` } // unknown key
               : { ...victim, signature: randomBytes(32).toString('hex') } // forged copy naming the victim
-          const answer = await register(first.client, manifest)
-          codes.push(`${answer.status} ${answer.body.code}`)
+          const answer = await outcome(first.client.register(manifest))
+          codes.push(`${answer.status} ${answer.code}`)
         }
         return codes
       }),
@@ -43,7 +44,7 @@ describe('a flood of manifests failing verification (SPEC §7)', () => {
     expect(after.length).toBe(before.length)
     expect(await auditLog(first.client, { worker_id: victim.worker_id })).toEqual(victimTrail)
     // The victim's manifest is untouched and still registers.
-    expect((await register(first.client, victim)).status).toBe(201)
+    expect((await first.client.register(victim)).worker.worker_id).toBe(victim.worker_id)
 
     // The summary is written once a minute, and at a graceful close.
     await first.server.kill('SIGTERM')

@@ -8,7 +8,7 @@ import type { Manifest } from '../../src/schemas/index.js'
 import { createServerTracker, range } from '../helpers/e2e.js'
 import { contract, waitFor } from '../helpers/fixtures.js'
 import { auditLog, getWorker, issueRoot, putContract, verifyAudit } from '../helpers/http-client.js'
-import { startServer } from '../helpers/server-process.js'
+import { startServer } from '../helpers/server.js'
 
 const servers = createServerTracker()
 afterEach(() => servers.cleanup())

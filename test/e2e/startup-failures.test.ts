@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createServerTracker } from '../helpers/e2e.js'
+import { createServerTracker } from '../helpers/server.js'
 import { mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -107,7 +107,7 @@ describe('start-up failures (SPEC §7)', () => {
     expectOneLine(await runToExit({ WARDEN_DB: dbFile, WARDEN_PORT: String(port), ...SECRETS }), new RegExp(`address 127\\.0\\.0\\.1:${port} is already in use`))
     // Nothing was started: the next good start is the first controller_started in the log.
     const { client } = await servers.start({ dbFile, env: SECRETS })
-    const started = await client.op('GET', '/v1/audit', undefined, { type: 'controller_started' })
-    expect(started.body.items).toHaveLength(1)
+    const started = await client.listAudit({ type: 'controller_started' })
+    expect(started.items).toHaveLength(1)
   }, 40_000)
 })

@@ -1,9 +1,9 @@
-// Per-test bookkeeping for end-to-end suites: every server process a test starts and every client
+// Legacy, while suites move to server.ts's tracker and WardenClient: per-test bookkeeping for end-to-end suites: every server process a test starts and every client
 // it opens is recorded here and stopped in afterEach, each process by its own PID.
 import { rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { createClient, type ApiClient } from './http-client.js'
-import { startServer, type ServerProcess } from './server-process.js'
+import { startServer, type ServerProcess } from './server.js'
 
 export interface Running {
   server: ServerProcess
@@ -45,4 +45,4 @@ export function createServerTracker(): ServerTracker {
   }
 }
 
-export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i)
+export { range } from './fixtures.js'

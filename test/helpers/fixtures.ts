@@ -1,6 +1,6 @@
 // The one set of test fixtures every suite shares: the contract, the bounded wait, the temp
 // database folder. (The in-process warden and app: harness.ts; a real server process:
-// server-process.ts and e2e.ts.)
+// server.ts.)
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,3 +39,5 @@ export function tempDbFile(): { file: string; dir: string; cleanup: () => void }
   const dir = mkdtempSync(join(tmpdir(), 'warden-test-'))
   return { file: join(dir, 'warden.db'), dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
 }
+
+export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i)

@@ -11,7 +11,7 @@ import { parseCgroupMounts } from '../../src/sandbox/cgroup-plan.js'
 import type { LaunchSpec, SandboxDriver, SandboxExit } from '../../src/sandbox/driver.js'
 import { createProcessDriver, type ProcessDriverOptions } from '../../src/sandbox/process-driver.js'
 import type { Resources } from '../../src/schemas/index.js'
-import { waitFor } from './http-client.js'
+import { waitFor } from './fixtures.js'
 import { killMarked, markedPids, newMarker } from './proc.js'
 
 export const HOSTILE = fileURLToPath(new URL('../fixtures/hostile-sandbox.mjs', import.meta.url))

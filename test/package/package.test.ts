@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WardenClient } from '../../src/client/client.js'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
-import { startServer, type ServerProcess } from '../helpers/server-process.js'
+import { startServer, type ServerProcess } from '../helpers/server.js'
 
 const run = promisify(execFile)
 const ROOT = resolve(import.meta.dirname, '..', '..')

@@ -3,7 +3,7 @@
 // hostile program, observed from outside.
 import { existsSync } from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { sleep, waitFor } from '../helpers/http-client.js'
+import { sleep, waitFor } from '../helpers/fixtures.js'
 import { cgroupOf, cmdline, cpuTicks, escapees, markedPids } from '../helpers/proc.js'
 import { canRunSandboxes, createSandboxLab, type SandboxLab } from '../helpers/sandbox-lab.js'
 

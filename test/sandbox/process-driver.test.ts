@@ -7,7 +7,7 @@ import { networkInterfaces } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createProcessDriver } from '../../src/sandbox/process-driver.js'
-import { sleep, waitFor } from '../helpers/http-client.js'
+import { sleep, waitFor } from '../helpers/fixtures.js'
 import { cgroupOf, cmdline, cpuTicks, escapees, markedPids, newMarker, readKey, readNumber, sandboxPids, stat } from '../helpers/proc.js'
 import { canRunSandboxes, cgroupTops, childCgroups, CONTROLLER, createSandboxLab, HOSTILE, type SandboxLab } from '../helpers/sandbox-lab.js'
 
