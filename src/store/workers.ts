@@ -35,7 +35,8 @@ const fromStored = (row: StoredWorker): WorkerRecord => ({
   state_snapshot: JSON.parse(row.state_snapshot) as WorkerRecord['state_snapshot'],
 })
 
-export type NewWorker = Omit<WorkerRecord, 'seq' | 'last_heartbeat_at' | 'last_spawn_at' | 'ended_at'>
+/** A registration; `ended_at` only for a worker recorded as already ended (an import, the benchmark's seed). */
+export type NewWorker = Omit<WorkerRecord, 'seq' | 'last_heartbeat_at' | 'last_spawn_at' | 'ended_at'> & { ended_at?: number | null }
 
 export type LiveLeaseRow = Pick<
   WorkerRecord,
@@ -71,9 +72,9 @@ const FINAL_LEASE = `lease_expires_at = coalesce((SELECT l.lease_expires_at FROM
 export function createWorkerRepository(db: Db, afterCommit: (callback: () => void) => void = (callback) => callback()) {
   const insert = db.prepare(`
     INSERT INTO workers (worker_id, parent_id, depth, status, reason, lease_token_hash, resources, state_snapshot,
-      key_id, issued_at, registered_at, lease_expires_at, expires_at)
+      key_id, issued_at, registered_at, lease_expires_at, expires_at, ended_at)
     VALUES (@worker_id, @parent_id, @depth, @status, @reason, @lease_token_hash, @resources, @state_snapshot,
-      @key_id, @issued_at, @registered_at, @lease_expires_at, @expires_at)`)
+      @key_id, @issued_at, @registered_at, @lease_expires_at, @expires_at, @ended_at)`)
   const get = db.prepare<[string], StoredWorker>(`${WITH_LEASE} WHERE w.worker_id = ?`)
   const node = db.prepare<[string], TreeNode>(`SELECT worker_id, parent_id, depth, status FROM workers WHERE worker_id = ?`)
   const countLive = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM workers WHERE ${LIVE}`)
@@ -147,7 +148,12 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
 
   return {
     insert(worker: NewWorker): void {
-      insert.run({ ...worker, resources: JSON.stringify(worker.resources), state_snapshot: JSON.stringify(worker.state_snapshot) })
+      insert.run({
+        ...worker,
+        ended_at: worker.ended_at ?? null,
+        resources: JSON.stringify(worker.resources),
+        state_snapshot: JSON.stringify(worker.state_snapshot),
+      })
       move(null, worker.status, 1)
     },
     get(workerId: string): WorkerRecord | undefined {
