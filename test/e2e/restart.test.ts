@@ -3,12 +3,10 @@
 import { Readable } from 'node:stream'
 import { Pool } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { WardenClient, type Lease } from '../../src/client/client.js'
-import type { Manifest } from '../../src/schemas/index.js'
-import { createServerTracker, range } from '../helpers/e2e.js'
-import { contract, waitFor } from '../helpers/fixtures.js'
-import { auditLog, getWorker, issueRoot, putContract, verifyAudit } from '../helpers/http-client.js'
-import { startServer } from '../helpers/server.js'
+import type { Lease } from '../../src/client/client.js'
+import { auditLog } from '../helpers/calls.js'
+import { contract, range, waitFor } from '../helpers/fixtures.js'
+import { createServerTracker, startServer } from '../helpers/server.js'
 
 const servers = createServerTracker()
 afterEach(() => servers.cleanup())
@@ -20,7 +18,7 @@ describe('restart keeps the leases workers had left (SPEC §2.7)', () => {
   it('after a SIGKILL, a new process on the same file moves each lease by the downtime it records, and healthy workers carry on', async () => {
     const first = await servers.start()
     const dbFile = first.server.dbFile
-    const op = new WardenClient({ url: first.server.url, token: first.server.operatorToken, retry: false })
+    const op = first.client
     await op.putContract(contract({ heartbeat_timeout_seconds: 30, max_replicas: 50, expiration_seconds: null }))
     const workers: Lease[] = []
     for (let i = 0; i < 3; i++) {
@@ -37,11 +35,9 @@ describe('restart keeps the leases workers had left (SPEC §2.7)', () => {
     const leasesAtCrash = new Map((await op.listWorkers({ limit: 10 })).items.map((row) => [row.worker_id, Date.parse(row.lease_expires_at)]))
 
     await first.server.kill('SIGKILL')
-    await op.close()
 
-    const second = await servers.start({ dbFile })
-    const client = new WardenClient({ url: second.server.url, token: second.server.operatorToken, retry: false })
-    try {
+    const { client } = await servers.start({ dbFile })
+    {
       const started = (await client.listAudit({ type: 'controller_started', order: 'desc', limit: 1 })).items[0]!
       const downtime = Number(started.data.downtime_ms)
       expect(downtime).toBeGreaterThan(0)
@@ -53,8 +49,6 @@ describe('restart keeps the leases workers had left (SPEC §2.7)', () => {
         expect((await client.heartbeat(worker)).directive).toBe('continue')
       }
       expect((await client.verifyAudit()).ok).toBe(true)
-    } finally {
-      await client.close()
     }
   })
 })
@@ -76,19 +70,20 @@ describe('one process per database file (SPEC §4)', () => {
     expect(exit![1]).not.toBe('null')
     expect(error!.message).toMatch(/database .*warden\.db is already in use by another Warden process/)
 
-    expect((await client.request('GET', '/readyz')).status).toBe(200)
-    expect((await issueRoot(client)).status).toBe(201)
-    expect(await verifyAudit(client)).toMatchObject({ ok: true })
+    expect(await client.ready()).toMatchObject({ status: 'ready' })
+    await client.issueManifest()
+    expect(await client.verifyAudit()).toMatchObject({ ok: true })
   })
 })
 
 describe('SIGTERM drains (SPEC §4)', () => {
   it('completes in-flight requests with 2xx, exits 0, and leaves a database that reopens cleanly', async () => {
     const { server, client } = await servers.start()
-    await putContract(client, { cooldown_seconds: 0, max_replicas: 100, heartbeat_timeout_seconds: 600 })
-    const manifests = await Promise.all(range(10).map(async () => (await issueRoot(client)).body as Manifest))
+    await client.putContract(contract({ cooldown_seconds: 0, max_replicas: 100, heartbeat_timeout_seconds: 600 }))
+    const manifests = await Promise.all(range(10).map(() => client.issueManifest()))
 
-    // 20 requests whose bodies stop half-way until the server is already draining.
+    // 20 requests whose bodies stop half-way until the server is already draining: raw, since
+    // the client sends a body whole.
     let release!: () => void
     const gate = new Promise<void>((done) => (release = done))
     const pool = new Pool(server.url, { connections: 32 })
@@ -132,13 +127,13 @@ describe('SIGTERM drains (SPEC §4)', () => {
       expect(exit, lastWords.join('\n')).toEqual({ code: 0, signal: null })
 
       const restarted = await servers.start({ dbFile: server.dbFile })
-      expect((await restarted.client.request('GET', '/readyz')).status).toBe(200)
-      expect(await verifyAudit(restarted.client)).toMatchObject({ ok: true })
+      expect(await restarted.client.ready()).toMatchObject({ status: 'ready' })
+      expect(await restarted.client.verifyAudit()).toMatchObject({ ok: true })
       const issued = responses.slice(0, 10).map((r) => r.body.worker_id as string)
       const records = await auditLog(restarted.client)
       for (const id of issued) expect(records.some((r) => r.type === 'manifest_issued' && r.worker_id === id), id).toBe(true)
       for (const manifest of manifests) {
-        expect((await getWorker(restarted.client, manifest.worker_id)).body.status).toBe('active')
+        expect((await restarted.client.getWorker(manifest.worker_id)).status).toBe('active')
       }
     } finally {
       release()

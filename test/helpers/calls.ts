@@ -40,19 +40,22 @@ export async function listWorkers(client: WardenClient, filter: Omit<WorkerListF
   return items
 }
 
-export type Outcome<T> = { ok: true; value: T; status?: undefined; code?: undefined } | { ok: false; error: WardenError; status: number; code: string }
+export type Outcome<T> = { ok: true; value: T; error?: undefined; status?: undefined; code?: undefined } | { ok: false; error: WardenError; status: number; code: string }
 
-/** A call's outcome without throwing: the value, or the refusal with its status and code. Other errors still throw. */
+/**
+ * A call's answer without throwing: the value, or the refusal with its status and code. No answer
+ * at all (a killed server: status 0) still throws, as does anything that is not a WardenError.
+ */
 export async function outcome<T>(promise: Promise<T>): Promise<Outcome<T>> {
   try {
     return { ok: true, value: await promise }
   } catch (error) {
-    if (!(error instanceof WardenError)) throw error
+    if (!(error instanceof WardenError) || error.status === 0) throw error
     return { ok: false, error, status: error.status, code: error.code }
   }
 }
 
-/** The WardenError a call is refused with; fails the test when it succeeds. */
+/** The WardenError a call is refused with (an HTTP answer); fails the test when it succeeds. */
 export async function rejection(promise: Promise<unknown>): Promise<WardenError> {
   const result = await outcome(promise)
   if (result.ok) throw new Error(`expected a refusal, got ${JSON.stringify(result.value)}`)
