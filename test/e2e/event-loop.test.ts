@@ -7,9 +7,10 @@ import { iso } from '../../src/domain/clock.js'
 import { openDatabase } from '../../src/store/db.js'
 import { createStore } from '../../src/store/index.js'
 import { storeHooks } from '../../src/domain/store-hooks.js'
-import { createServerTracker } from '../helpers/e2e.js'
-import { auditLog, getWorker, heartbeat, putContract, registerRoot, sleep, waitFor, type ApiClient } from '../helpers/http-client.js'
-import { tempDbFile } from '../helpers/fixtures.js'
+import type { WardenClient } from '../../src/client/client.js'
+import { auditLog, outcome, registerRoot, rejection } from '../helpers/calls.js'
+import { contract, sleep, tempDbFile, waitFor } from '../helpers/fixtures.js'
+import { createServerTracker } from '../helpers/server.js'
 
 const servers = createServerTracker()
 afterEach(() => servers.cleanup())
@@ -18,8 +19,8 @@ afterEach(() => servers.cleanup())
  * The longest block of the server's event loop since the previous scrape (from /metrics): the
  * process busy (cpu) and the wall time, which on a loaded machine includes time it was not run.
  */
-async function longestBlock(client: ApiClient): Promise<string> {
-  const text: string = (await client.request('GET', '/metrics')).body
+async function longestBlock(client: WardenClient): Promise<string> {
+  const text = await client.metrics()
   const read = (measure: string) => {
     const match = new RegExp(`^warden_event_loop_longest_block_seconds\\{measure="${measure}"\\} ([0-9.e+-]+)$`, 'm').exec(text)
     if (!match) return 'n/a'
@@ -35,16 +36,17 @@ describe('event-loop responsiveness (SPEC §2.14)', () => {
   it('refuses the nested comprehensions of the issue, and fails a too-expensive stop condition closed within its budget, audited', async () => {
     const { client } = await servers.start()
     const l = literal(60)
-    const refused = await client.op('PUT', '/v1/contract', {
-      ...(await client.op('GET', '/v1/contract')).body,
-      version: undefined,
-      updated_at: undefined,
-      stop_conditions: [{ name: 'four-deep', expression: `${l}.all(a, ${l}.all(b, ${l}.all(c, ${l}.all(d, a + b + c + d >= 0))))` }],
-    })
-    expect(refused.status, JSON.stringify(refused.body)).toBe(400)
-    expect(refused.body.detail).toMatch(/nests comprehensions 4 deep/)
+    const { version: _version, updated_at: _updated, ...current } = await client.getContract()
+    const refused = await rejection(
+      client.putContract({
+        ...current,
+        stop_conditions: [{ name: 'four-deep', expression: `${l}.all(a, ${l}.all(b, ${l}.all(c, ${l}.all(d, a + b + c + d >= 0))))` }],
+      }),
+    )
+    expect(refused.status, refused.message).toBe(400)
+    expect(refused.detail).toMatch(/nests comprehensions 4 deep/)
 
-    await putContract(client, { cooldown_seconds: 0, max_replicas: 50, stop_conditions: [{ name: 'quadratic', description: '', expression: QUADRATIC }] })
+    await client.putContract(contract({ cooldown_seconds: 0, max_replicas: 50, stop_conditions: [{ name: 'quadratic', description: '', expression: QUADRATIC }] }))
     const parent = await registerRoot(client)
     const xs = Array.from({ length: 2000 }, (_, i) => i)
     // The attack, repeated: the first run also pays for compiling the route and the validation
@@ -53,10 +55,10 @@ describe('event-loop responsiveness (SPEC §2.14)', () => {
     for (let attempt = 0; attempt < 3; attempt++) {
       await longestBlock(client)
       const started = performance.now()
-      const denied = await client.request('POST', `/v1/workers/${parent.id}/spawn`, { token: parent.token, body: { reason: 'big snapshot', state_snapshot: { xs } } })
+      const denied = await rejection(client.spawn(parent, { reason: 'big snapshot', state_snapshot: { xs } }))
       const spawnMs = performance.now() - started
-      expect(denied.status, JSON.stringify(denied.body)).toBe(403)
-      expect(denied.body).toMatchObject({ code: 'stop_condition', condition: 'quadratic' })
+      expect(denied.status, denied.message).toBe(403)
+      expect(denied.problem).toMatchObject({ code: 'stop_condition', condition: 'quadratic' })
       figures.push(`spawn answered in ${spawnMs.toFixed(0)} ms, longest loop block ${await longestBlock(client)}`)
     }
     const records = await auditLog(client, { type: 'spawn_denied' })
@@ -64,21 +66,22 @@ describe('event-loop responsiveness (SPEC §2.14)', () => {
     for (const record of records) {
       expect(record.data).toMatchObject({ condition: 'quadratic', evaluation_error: 'evaluation exceeded its budget of 10 ms' })
     }
-    expect((await heartbeat(client, parent)).body.directive).toBe('continue')
+    expect((await client.heartbeat(parent)).directive).toBe('continue')
     console.log(`CEL attack (2,000-element snapshot, quadratic condition): ${figures.join('; ')}`)
   }, 60_000)
 
   it('does not reap a worker that heartbeated in time when the loop stalls (process stopped 5 s), and still reaps a silent one', async () => {
     const { server, client } = await servers.start({ connections: 8 })
-    await putContract(client, { heartbeat_timeout_seconds: 3, expiration_seconds: null, cooldown_seconds: 0, max_replicas: 10 })
+    await client.putContract(contract({ heartbeat_timeout_seconds: 3, expiration_seconds: null, cooldown_seconds: 0, max_replicas: 10 }))
     const silent = await registerRoot(client)
     const healthy = await registerRoot(client)
 
     let beating = true
-    const answers: number[] = []
+    const answers: string[] = []
     const beats = (async () => {
       while (beating) {
-        answers.push((await heartbeat(client, healthy)).status)
+        const beat = await outcome(client.heartbeat(healthy))
+        answers.push(beat.ok ? beat.value.directive : `${beat.status} ${beat.code}`)
         await sleep(500)
       }
     })()
@@ -90,9 +93,9 @@ describe('event-loop responsiveness (SPEC §2.14)', () => {
     beating = false
     await beats
 
-    expect(answers.every((status) => status === 200), JSON.stringify(answers)).toBe(true)
-    expect((await getWorker(client, healthy.id)).body.status).toBe('active')
-    await waitFor('the silent worker reaped', async () => ((await getWorker(client, silent.id)).body.status === 'reaped' ? true : undefined), 10_000)
+    expect(answers.every((answer) => answer === 'continue'), JSON.stringify(answers)).toBe(true)
+    expect((await client.getWorker(healthy.worker_id)).status).toBe('active')
+    await waitFor('the silent worker reaped', async () => (await client.getWorker(silent.worker_id)).status === 'reaped', 10_000)
   }, 60_000)
 
   it('answers heartbeats while verifying an audit chain of 20,000 records', async () => {
@@ -111,24 +114,23 @@ describe('event-loop responsiveness (SPEC §2.14)', () => {
     let answeredDuring = 0
     const beats = (async () => {
       while (verifying) {
-        const status = (await heartbeat(client, worker)).status
-        if (verifying && status === 200) answeredDuring++
+        const beat = await client.heartbeat(worker)
+        if (verifying && beat.directive === 'continue') answeredDuring++
       }
     })()
     await sleep(200)
     await longestBlock(client)
     answeredDuring = 0
     const started = performance.now()
-    const verified = await client.op('GET', '/v1/audit/verify')
+    const verified = await client.verifyAudit()
     const verifyMs = performance.now() - started
     verifying = false
     await beats
-    expect(verified.status).toBe(200)
-    expect(verified.body).toMatchObject({ ok: true, first_invalid_seq: null })
-    expect(verified.body.records).toBeGreaterThan(N)
+    expect(verified).toMatchObject({ ok: true, first_invalid_seq: null })
+    expect(verified.records).toBeGreaterThan(N)
     expect(answeredDuring).toBeGreaterThan(0)
     console.log(
-      `verify at ${verified.body.records} records: ${verifyMs.toFixed(0)} ms, ${answeredDuring} heartbeats answered meanwhile; longest event-loop block ${await longestBlock(client)}`,
+      `verify at ${verified.records} records: ${verifyMs.toFixed(0)} ms, ${answeredDuring} heartbeats answered meanwhile; longest event-loop block ${await longestBlock(client)}`,
     )
   }, 120_000)
 })

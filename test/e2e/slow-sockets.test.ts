@@ -2,8 +2,9 @@
 // cannot hold the server's resources. Attacked with real parallel sockets against a real server.
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createServerTracker, range } from '../helpers/e2e.js'
-import { createClient, heartbeat, registerRoot, waitFor } from '../helpers/http-client.js'
+import { registerRoot } from '../helpers/calls.js'
+import { range, waitFor } from '../helpers/fixtures.js'
+import { createServerTracker, testClient } from '../helpers/server.js'
 
 const servers = createServerTracker()
 const sockets: Socket[] = []
@@ -65,7 +66,7 @@ describe('slow and idle sockets (SPEC §7)', () => {
     const all = await Promise.all([...slowHeader, ...slowBody, ...silent, ...idleKeepAlive])
 
     // The service stays available to real clients throughout.
-    expect((await heartbeat(client, worker)).status).toBe(200)
+    expect((await client.heartbeat(worker)).directive).toBe('continue')
 
     const lastClosed = await waitFor(
       'every attacking socket closed by the server',
@@ -75,7 +76,7 @@ describe('slow and idle sockets (SPEC §7)', () => {
     )
     const seconds = (lastClosed - started) / 1000
     console.log(`slow-socket attack: ${all.length} sockets, the last closed by the server after ${seconds.toFixed(1)} s`)
-    expect((await heartbeat(client, worker)).status).toBe(200)
+    expect((await client.heartbeat(worker)).directive).toBe('continue')
   }, 40_000)
 
   it('refuses sockets beyond WARDEN_MAX_CONNECTIONS at once and serves again when they go', async () => {
@@ -96,13 +97,13 @@ describe('slow and idle sockets (SPEC §7)', () => {
 
     for (const s of held) s.socket.destroy()
     await waitFor('a request served once the held sockets are gone', async () => {
-      const fresh = createClient(server.url, server.operatorToken, { connections: 1 })
+      const fresh = testClient(server.url, server.operatorToken, { connections: 1 })
       try {
-        return (await heartbeat(fresh, worker)).status === 200 ? true : undefined
+        return (await fresh.heartbeat(worker)).directive === 'continue' ? true : undefined
       } catch {
         return undefined
       } finally {
-        await fresh.destroy()
+        await fresh.close()
       }
     })
   }, 40_000)
