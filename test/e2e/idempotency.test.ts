@@ -8,8 +8,10 @@ import type { WardenError } from '../../src/client/errors.js'
 import { Worker } from '../../src/client/worker.js'
 import type { AuditRecord, Manifest } from '../../src/schemas/index.js'
 import { startCutProxy, type CutProxy } from '../helpers/cut-proxy.js'
-import { createServerTracker, range, type Running } from '../helpers/e2e.js'
-import { contract, waitFor } from '../helpers/http-client.js'
+import { auditLog, outcome, registerRoot } from '../helpers/calls.js'
+import { contract, range, waitFor } from '../helpers/fixtures.js'
+import { rawRequest } from '../helpers/raw-http.js'
+import { createServerTracker, type Running } from '../helpers/server.js'
 
 const servers = createServerTracker()
 const closing: Array<{ close(): Promise<unknown> }> = []
@@ -22,8 +24,7 @@ afterEach(async () => {
 /** A server with room for exactly `max_replicas` slots, no cooldown unless asked. */
 async function serverWith(overrides: Parameters<typeof contract>[0] = {}, env: Record<string, string> = {}): Promise<Running> {
   const running = await servers.start({ env })
-  const put = await running.client.op('PUT', '/v1/contract', contract({ cooldown_seconds: 0, heartbeat_timeout_seconds: 600, ...overrides }))
-  expect(put.status, JSON.stringify(put.body)).toBe(200)
+  await running.client.putContract(contract({ cooldown_seconds: 0, heartbeat_timeout_seconds: 600, ...overrides }))
   return running
 }
 
@@ -46,9 +47,8 @@ async function proxyTo(running: Running): Promise<CutProxy> {
   return proxy
 }
 
-async function audit(running: Running, type: string): Promise<AuditRecord[]> {
-  const page = await running.client.op('GET', '/v1/audit', undefined, { type, limit: 1000 })
-  return page.body.items as AuditRecord[]
+function audit(running: Running, type: NonNullable<AuditRecord['type']>): Promise<AuditRecord[]> {
+  return auditLog(running.client, { type })
 }
 
 /** Issues root manifests until the quota refuses: how many slots were still free. */
@@ -131,11 +131,12 @@ describe('an answer lost after the decision committed is retried with the same k
   it('SIGKILL between commit and reply: after the restart the retry answers the committed spawn and registration', async () => {
     // Replies to keyed requests are held back a minute after their decision commits.
     const slow = await serverWith({ max_replicas: 5 }, { WARDEN_TEST_REPLY_DELAY_MS: '60000' })
-    // Unkeyed requests are not held back: the setup goes through the plain test client.
-    const root = (await slow.client.op('POST', '/v1/manifests', {})).body as Manifest
-    const parent = await slow.client.request('POST', '/v1/workers', { body: root })
+    // Unkeyed requests are not held back, and WardenClient always sends a key: the setup is raw.
+    const operator = { token: slow.server.operatorToken, body: {} }
+    const root = (await rawRequest(slow.server.url, 'POST', '/v1/manifests', operator)).body as Manifest
+    const parent = await rawRequest(slow.server.url, 'POST', '/v1/workers', { body: root })
     const lease = { worker_id: root.worker_id, lease_token: parent.body.lease_token as string }
-    const unregistered = (await slow.client.op('POST', '/v1/manifests', {})).body as Manifest
+    const unregistered = (await rawRequest(slow.server.url, 'POST', '/v1/manifests', operator)).body as Manifest
 
     const op = client(slow.server.url, slow.server.operatorToken)
     const once = { retry: false as const, timeoutMs: 120_000 }
@@ -164,30 +165,23 @@ describe('one key, many requests at once', () => {
   it('50 parallel spawns with one key make one decision; every answer is that decision (no in-flight state: the lookup, decision and record run in one synchronous transaction)', async () => {
     const running = await serverWith({ max_replicas: 100, cooldown_seconds: 60 })
     const { client: api } = running
-    const root = (await api.op('POST', '/v1/manifests', {})).body as Manifest
-    const token = (await api.request('POST', '/v1/workers', { body: root })).body.lease_token as string
-    const answers = await Promise.all(
-      range(50).map(() =>
-        api.request('POST', `/v1/workers/${root.worker_id}/spawn`, { token, body: { reason: 'race' }, headers: { 'idempotency-key': 'one-key' } }),
-      ),
-    )
-    expect(answers.map((answer) => answer.status)).toEqual(range(50).map(() => 201))
-    expect(new Set(answers.map((answer) => answer.body.worker_id)).size).toBe(1)
-    expect((await audit(running, 'spawn_approved')).map((record) => record.worker_id)).toEqual([answers[0]!.body.worker_id])
+    const root = await registerRoot(api)
+    const answers = await Promise.all(range(50).map(() => api.spawn(root, { reason: 'race' }, { idempotencyKey: 'one-key' })))
+    expect(new Set(answers.map((answer) => answer.worker_id)).size).toBe(1)
+    expect((await audit(running, 'spawn_approved')).map((record) => record.worker_id)).toEqual([answers[0]!.worker_id])
     expect(await audit(running, 'spawn_denied')).toEqual([])
   })
 
   it('50 parallel registrations with one key register once; exactly one of the 50 tokens works (each repeat revoked the one before)', async () => {
     const running = await serverWith({ max_replicas: 100 })
     const { client: api } = running
-    const manifest = (await api.op('POST', '/v1/manifests', {})).body as Manifest
-    const answers = await Promise.all(range(50).map(() => api.request('POST', '/v1/workers', { body: manifest, headers: { 'idempotency-key': 'one-key' } })))
-    expect(answers.map((answer) => answer.status)).toEqual(range(50).map(() => 201))
-    expect(new Set(answers.map((answer) => answer.body.worker.worker_id))).toEqual(new Set([manifest.worker_id]))
-    const tokens = answers.map((answer) => answer.body.lease_token as string)
+    const manifest = await api.issueManifest()
+    const answers = await Promise.all(range(50).map(() => api.register(manifest, { idempotencyKey: 'one-key' })))
+    expect(new Set(answers.map((answer) => answer.worker.worker_id))).toEqual(new Set([manifest.worker_id]))
+    const tokens = answers.map((answer) => answer.lease_token)
     expect(new Set(tokens).size).toBe(50)
-    const beats = await Promise.all(tokens.map((token) => api.request('POST', `/v1/workers/${manifest.worker_id}/heartbeat`, { token })))
-    expect(beats.filter((beat) => beat.status === 200)).toHaveLength(1)
+    const beats = await Promise.all(tokens.map((lease_token) => outcome(api.heartbeat({ worker_id: manifest.worker_id, lease_token }))))
+    expect(beats.filter((beat) => beat.ok)).toHaveLength(1)
     expect(beats.filter((beat) => beat.status === 401)).toHaveLength(49)
     expect((await audit(running, 'worker_registered')).map((record) => record.worker_id)).toEqual([manifest.worker_id])
     expect(await audit(running, 'registration_rejected')).toEqual([])
@@ -195,12 +189,8 @@ describe('one key, many requests at once', () => {
 
   it('50 parallel root issuances with one key issue one manifest', async () => {
     const running = await serverWith({ max_replicas: 100 })
-    const answers = await Promise.all(range(50).map(() => running.client.request('POST', '/v1/manifests', {
-      token: running.server.operatorToken,
-      body: { state_snapshot: { n: 1 } },
-      headers: { 'idempotency-key': 'one-key' },
-    })))
-    expect(new Set(answers.map((answer) => `${answer.status} ${answer.body.worker_id}`)).size).toBe(1)
+    const answers = await Promise.all(range(50).map(() => running.client.issueManifest({ state_snapshot: { n: 1 } }, { idempotencyKey: 'one-key' })))
+    expect(new Set(answers.map((answer) => answer.worker_id)).size).toBe(1)
     expect(await audit(running, 'manifest_issued')).toHaveLength(1)
   })
 })
@@ -209,24 +199,25 @@ describe('keys over the wire', () => {
   it('the same key with another body is 422 idempotency_key_reused and decides nothing; keys are per caller', async () => {
     const running = await serverWith({ max_replicas: 100 })
     const { client: api } = running
-    const key = { 'idempotency-key': 'shared-key' }
-    const workers = []
-    for (const _ of range(2)) {
-      const manifest = (await api.op('POST', '/v1/manifests', {})).body as Manifest
-      workers.push({ id: manifest.worker_id, token: (await api.request('POST', '/v1/workers', { body: manifest })).body.lease_token as string })
-    }
-    const [a, b] = workers as [{ id: string; token: string }, { id: string; token: string }]
-    const spawnA = await api.request('POST', `/v1/workers/${a.id}/spawn`, { token: a.token, body: { reason: 'x' }, headers: key })
-    const reused = await api.request('POST', `/v1/workers/${a.id}/spawn`, { token: a.token, body: { reason: 'y' }, headers: key })
-    expect(spawnA.status).toBe(201)
+    const key = { idempotencyKey: 'shared-key' }
+    const a = await registerRoot(api)
+    const b = await registerRoot(api)
+    const spawnA = await api.spawn(a, { reason: 'x' }, key)
+    const reused = await outcome(api.spawn(a, { reason: 'y' }, key))
     expect(reused.status).toBe(422)
-    expect(reused.body).toMatchObject({ code: 'idempotency_key_reused', status: 422 })
-    expect(reused.headers['content-type']).toMatch(/^application\/problem\+json/)
+    expect(reused.error?.problem).toMatchObject({ code: 'idempotency_key_reused', status: 422 })
+    // Raw once more, for the media type the client does not surface.
+    const again = await rawRequest(running.server.url, 'POST', `/v1/workers/${a.worker_id}/spawn`, {
+      token: a.lease_token,
+      body: { reason: 'z' },
+      headers: { 'idempotency-key': key.idempotencyKey },
+    })
+    expect(again.status).toBe(422)
+    expect(again.headers['content-type']).toMatch(/^application\/problem\+json/)
     // Worker b and the operator use the very same key for their own first decisions.
-    const spawnB = await api.request('POST', `/v1/workers/${b.id}/spawn`, { token: b.token, body: { reason: 'x' }, headers: key })
-    const issued = await api.request('POST', '/v1/manifests', { token: running.server.operatorToken, body: {}, headers: key })
-    expect([spawnB.status, issued.status]).toEqual([201, 201])
-    expect(new Set([spawnA.body.worker_id, spawnB.body.worker_id, issued.body.worker_id]).size).toBe(3)
+    const spawnB = await api.spawn(b, { reason: 'x' }, key)
+    const issued = await api.issueManifest({}, key)
+    expect(new Set([spawnA.worker_id, spawnB.worker_id, issued.worker_id]).size).toBe(3)
     expect(await audit(running, 'spawn_approved')).toHaveLength(2)
   })
 })
