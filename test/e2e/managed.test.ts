@@ -6,12 +6,17 @@ import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Manifest } from '../../src/schemas/index.js'
-import { createServerTracker, range, type Running } from '../helpers/e2e.js'
-import { auditLog, createClient, getWorker, putContract, sleep, waitFor, type ApiClient, type Json } from '../helpers/http-client.js'
+import type { WardenClient } from '../../src/client/client.js'
+import type { ContractInput, Manifest, WorkerView } from '../../src/schemas/index.js'
+import { auditLog, listWorkers, outcome } from '../helpers/calls.js'
+import { contract, range, sleep, waitFor } from '../helpers/fixtures.js'
 import { killMarked, markedPids, newMarker, stat } from '../helpers/proc.js'
 import { canRunSandboxes, cgroupTops, childCgroups, removeCgroupTree } from '../helpers/sandbox-lab.js'
-import { startServer } from '../helpers/server.js'
+import { createServerTracker, startServer, type Running } from '../helpers/server.js'
+
+// The rogue's own report.json (written by test/fixtures/rogue-worker.mjs): read fields as they come.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Json = any
 
 const ROGUE = fileURLToPath(new URL('../fixtures/rogue-worker.mjs', import.meta.url))
 /** SPEC §2.12: once a decision commits, no process of the sandbox is left within this. */
@@ -30,21 +35,26 @@ interface Rogue {
   id: string
   marker: string
   manifest: Manifest
-  worker: Json
+  worker: WorkerView
   workDir: string
 }
 
-async function launchRogue(running: Running, env: Record<string, string> = {}, resources?: Json): Promise<Rogue> {
+async function launchRogue(running: Running, env: Record<string, string> = {}): Promise<Rogue> {
   const marker = newMarker()
   markers.push(marker)
-  const res = await running.client.op('POST', '/v1/sandboxes', {
-    program: { command: [process.execPath, ROGUE], env: { HOSTILE_MARKER: marker, ...env } },
-    ...(resources ? { resources } : {}),
-  })
-  expect(res.status, JSON.stringify(res.body)).toBe(201)
-  const id = res.body.worker.worker_id as string
-  return { id, marker, manifest: res.body.manifest, worker: res.body.worker, workDir: join(dirname(running.server.dbFile), 'sandboxes', id) }
+  const launched = await running.client.launchSandbox({ program: { command: [process.execPath, ROGUE], env: { HOSTILE_MARKER: marker, ...env } } })
+  const id = launched.worker.worker_id
+  return { id, marker, manifest: launched.manifest, worker: launched.worker, workDir: join(dirname(running.server.dbFile), 'sandboxes', id) }
 }
+
+const putContract = (client: WardenClient, overrides: Partial<ContractInput>) => client.putContract(contract(overrides))
+const rogueProgram = (marker: string) => ({ program: { command: [process.execPath, ROGUE], env: { HOSTILE_MARKER: marker } } })
+/** The lease token Warden gave a managed worker, read from its sandbox's environment. */
+const leaseTokenOf = (pid: number) =>
+  readFileSync(`/proc/${pid}/environ`, 'utf8')
+    .split('\0')
+    .find((entry) => entry.startsWith('WARDEN_LEASE_TOKEN='))!
+    .slice('WARDEN_LEASE_TOKEN='.length)
 
 async function report<T = Json>(rogue: Pick<Rogue, 'workDir'>, until: (seen: T) => boolean = () => true): Promise<T> {
   const file = join(rogue.workDir, 'report.json')
@@ -75,7 +85,7 @@ async function goneWithin(marker: string, since: number): Promise<number> {
   return performance.now() - since
 }
 
-const status = async (client: ApiClient, id: string) => (await getWorker(client, id)).body.status as string
+const status = async (client: WardenClient, id: string) => (await client.getWorker(id)).status
 
 const servers = createServerTracker()
 afterAll(async () => {
@@ -93,28 +103,28 @@ describe.runIf(canRunSandboxes)('a rogue managed worker under every decision', (
   it('launched through the API: registered, running in its sandbox, heartbeating through the socket', async () => {
     const rogue = await launchRogue(running)
     expect(rogue.worker).toMatchObject({ status: 'active', managed: true, sandbox: { driver: 'process', state: 'running' } })
-    const pid = rogue.worker.sandbox.pid as number
+    const pid = rogue.worker.sandbox!.pid!
     expect(markedPids(rogue.marker)).toContain(pid)
     const seen = await report<{ heartbeats: Record<string, number> }>(rogue, (s) => (s.heartbeats['200'] ?? 0) > 0)
     expect(seen.heartbeats['200']).toBeGreaterThan(0)
     const view = await waitFor('usage read from the cgroup', async () => {
-      const body = (await getWorker(running.client, rogue.id)).body
-      return body.sandbox.usage?.pids > 0 ? body : undefined
+      const body = await running.client.getWorker(rogue.id)
+      return (body.sandbox?.usage?.pids ?? 0) > 0 ? body : undefined
     })
-    expect(view.sandbox.usage.memory_bytes).toBeGreaterThan(0)
-    await running.client.op('POST', `/v1/workers/${rogue.id}/kill`)
+    expect(view.sandbox!.usage!.memory_bytes).toBeGreaterThan(0)
+    await running.client.kill(rogue.id)
   })
 
   it('kill: every process, the setsid escapee included, is gone within 1 s; the rogue ignored its 410 until then', async () => {
     const rogue = await launchRogue(running)
     await escapeeRunning(rogue)
     const sent = performance.now()
-    const res = await running.client.op('POST', `/v1/workers/${rogue.id}/kill`, { reason: 'e2e kill' })
-    expect(res.status).toBe(200)
+    const res = await running.client.kill(rogue.id, { reason: 'e2e kill' })
+    expect(res.killed).toEqual([rogue.id])
     const ms = await goneWithin(rogue.marker, sent)
     const ended = await waitFor('sandbox ended', async () => {
-      const body = (await getWorker(running.client, rogue.id)).body
-      return body.sandbox.state === 'ended' ? body : undefined
+      const body = await running.client.getWorker(rogue.id)
+      return body.sandbox?.state === 'ended' ? body : undefined
     })
     expect(ended).toMatchObject({ status: 'killed', sandbox: { signal: 'SIGKILL' } })
     expect((await auditLog(running.client, { worker_id: rogue.id })).map((r) => r.type)).toEqual(
@@ -132,12 +142,12 @@ describe.runIf(canRunSandboxes)('a rogue managed worker under every decision', (
     // The child runs the root's program, so it carries the root's marker: 2 rogue trees under it.
     await waitFor('the child runs', async () => (markedPids(parent.marker).length >= 6 ? true : undefined), 15_000)
     const sent = performance.now()
-    const res = await running.client.op('POST', '/v1/kill-switch', { reason: 'e2e drill' })
-    expect(res.status).toBe(200)
+    const res = await running.client.engageKillSwitch('e2e drill')
+    expect(res.engaged).toBe(true)
     const ms = Math.max(await goneWithin(parent.marker, sent), await goneWithin(other.marker, sent))
     console.log(`kill switch -> last process of 3 sandboxes gone: ${ms.toFixed(0)} ms`)
     expect(await status(running.client, seen.spawn!.body.worker_id)).toBe('killed')
-    await running.client.op('DELETE', '/v1/kill-switch')
+    await running.client.disengageKillSwitch()
   })
 
   it('reap: a rogue that never heartbeats is reaped, and its processes are gone within 1 s of the reap', async () => {
@@ -162,13 +172,10 @@ describe.runIf(canRunSandboxes)('a rogue managed worker under every decision', (
   it('deregistration by the worker itself ends its sandbox too', async () => {
     const rogue = await launchRogue(running)
     await escapeeRunning(rogue)
-    const token = readFileSync(`/proc/${rogue.worker.sandbox.pid}/environ`, 'utf8')
-      .split('\0')
-      .find((entry) => entry.startsWith('WARDEN_LEASE_TOKEN='))!
-      .slice('WARDEN_LEASE_TOKEN='.length)
+    const token = leaseTokenOf(rogue.worker.sandbox!.pid!)
     const sent = performance.now()
-    const res = await running.client.request('DELETE', `/v1/workers/${rogue.id}`, { token })
-    expect(res.status).toBe(200)
+    const res = await running.client.deregister({ worker_id: rogue.id, lease_token: token })
+    expect(res.status).toBe('deregistered')
     await goneWithin(rogue.marker, sent)
   })
 
@@ -177,9 +184,9 @@ describe.runIf(canRunSandboxes)('a rogue managed worker under every decision', (
     const rogue = await launchRogue(running, { ROGUE_SPIN: '1' })
     await escapeeRunning(rogue)
     const cpu = () => markedPids(rogue.marker).reduce((sum, pid) => sum + (stat(pid)?.cpuTicks ?? 0), 0)
-    const res = await running.client.op('POST', `/v1/workers/${rogue.id}/quarantine`, { reason: 'e2e freeze' })
-    expect(res.status).toBe(200)
-    await waitFor('frozen', async () => ((await getWorker(running.client, rogue.id)).body.sandbox.state === 'frozen' ? true : undefined), 5_000, 20)
+    const res = await running.client.quarantine(rogue.id, 'e2e freeze')
+    expect(res.status).toBe('quarantined')
+    await waitFor('frozen', async () => (await running.client.getWorker(rogue.id)).sandbox?.state === 'frozen', 5_000, 20)
     const frozenAt = cpu()
     // Three lease lengths: a worker that cannot heartbeat is not reaped, Warden holds its lease.
     await sleep(3_000)
@@ -187,8 +194,8 @@ describe.runIf(canRunSandboxes)('a rogue managed worker under every decision', (
     expect(await status(running.client, rogue.id)).toBe('quarantined')
     expect(markedPids(rogue.marker).length).toBeGreaterThanOrEqual(3)
 
-    expect((await running.client.op('DELETE', `/v1/workers/${rogue.id}/quarantine`)).status).toBe(200)
-    await waitFor('thawed', async () => ((await getWorker(running.client, rogue.id)).body.sandbox.state === 'running' ? true : undefined), 5_000, 20)
+    expect((await running.client.release(rogue.id)).status).toBe('active')
+    await waitFor('thawed', async () => (await running.client.getWorker(rogue.id)).sandbox?.state === 'running', 5_000, 20)
     await waitFor('CPU time moves again', async () => (cpu() > frozenAt ? true : undefined), 5_000, 50)
     // It heartbeats again on its own and stays alive past a lease length.
     await sleep(1_500)
@@ -196,7 +203,7 @@ describe.runIf(canRunSandboxes)('a rogue managed worker under every decision', (
     const types = (await auditLog(running.client, { worker_id: rogue.id })).map((r) => r.type)
     expect(types).toEqual(expect.arrayContaining(['worker_quarantined', 'sandbox_frozen', 'worker_released', 'sandbox_thawed']))
     expect(types).not.toContain('worker_reaped')
-    await running.client.op('POST', `/v1/workers/${rogue.id}/kill`)
+    await running.client.kill(rogue.id)
     await putContract(running.client, {})
   })
 
@@ -210,15 +217,15 @@ describe.runIf(canRunSandboxes)('a rogue managed worker under every decision', (
     const child = seen.spawn.body
     // The manifest it got is already used: Warden registered and launched it.
     expect(seen.register_child).toMatchObject({ status: 409, body: { code: 'manifest_already_used' } })
-    const childView = (await getWorker(running.client, child.worker_id)).body
+    const childView = await running.client.getWorker(child.worker_id)
     expect(childView).toMatchObject({ status: 'active', managed: true, parent_id: parent.id, depth: 1, sandbox: { state: 'running' } })
     const childReport = await report<{ worker_id: string; depth: number; state_snapshot: Json }>({
       workDir: join(dirname(running.server.dbFile), 'sandboxes', child.worker_id),
     })
     expect(childReport).toMatchObject({ worker_id: child.worker_id, depth: 1, state_snapshot: { generation: 1, from: parent.id } })
-    const cmdline = readFileSync(`/proc/${childView.sandbox.pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
+    const cmdline = readFileSync(`/proc/${childView.sandbox!.pid}/cmdline`, 'utf8').split('\0').filter(Boolean)
     expect(cmdline.slice(-2)).toEqual([process.execPath, ROGUE])
-    await running.client.op('POST', `/v1/workers/${parent.id}/kill`, { cascade: true })
+    await running.client.kill(parent.id, { cascade: true })
     await goneWithin(parent.marker, performance.now())
   })
 })
@@ -235,10 +242,10 @@ describe.runIf(canRunSandboxes)('the controller ends however it ends', () => {
 
     const second = await startServer({ dbFile: first.server.dbFile, env })
     servers.track(second)
-    const client = createClient(second.url, second.operatorToken)
-    try {
+    const client = servers.client(second)
+    {
       for (const rogue of rogues) {
-        const body = (await getWorker(client, rogue.id)).body
+        const body = await client.getWorker(rogue.id)
         expect(body).toMatchObject({ status: 'exited', reason: 'controller stopped', sandbox: { state: 'ended' } })
       }
       const exited = (await auditLog(client, { type: 'sandbox_exited' })).filter((r) => r.data.reason === 'controller stopped')
@@ -246,8 +253,6 @@ describe.runIf(canRunSandboxes)('the controller ends however it ends', () => {
       // The restarted controller removed the dead one's cgroups.
       const root = env.WARDEN_SANDBOX_CGROUP!
       for (const top of cgroupTops(root)) expect(childCgroups(top).filter((name) => !name.startsWith(`${second.pid}-`))).toEqual([])
-    } finally {
-      await client.destroy()
     }
   })
 
@@ -269,23 +274,16 @@ describe.runIf(canRunSandboxes)('the races of the existing suites, with managed 
   }, 60_000)
 
   const liveSandboxes = async () =>
-    (await running.client.op('GET', '/v1/workers', undefined, { limit: 1000 })).body.items.filter(
-      (w: Json) => w.managed && (w.status === 'active' || w.status === 'quarantined'),
-    )
+    (await listWorkers(running.client)).filter((w) => w.managed && (w.status === 'active' || w.status === 'quarantined'))
 
   it('quota: 12 parallel launches against max_replicas 3 start exactly 3 sandboxes', async () => {
     await putContract(running.client, { max_replicas: 3 })
     const marker = newMarker()
     markers.push(marker)
-    const answers = await Promise.all(
-      range(12).map(() =>
-        running.client.op('POST', '/v1/sandboxes', { program: { command: [process.execPath, ROGUE], env: { HOSTILE_MARKER: marker } } }),
-      ),
-    )
-    const statuses = answers.map((a) => a.status)
-    expect(statuses.filter((s) => s === 201)).toHaveLength(3)
-    expect(statuses.filter((s) => s === 403)).toHaveLength(9)
-    expect(answers.filter((a) => a.status === 403).every((a) => a.body.code === 'quota_exceeded')).toBe(true)
+    const answers = await Promise.all(range(12).map(() => outcome(running.client.launchSandbox(rogueProgram(marker)))))
+    expect(answers.filter((a) => a.ok)).toHaveLength(3)
+    expect(answers.filter((a) => a.status === 403)).toHaveLength(9)
+    expect(answers.filter((a) => a.status === 403).every((a) => a.code === 'quota_exceeded')).toBe(true)
     expect(await liveSandboxes()).toHaveLength(3)
     // From outside: exactly three rogue trees (their init processes) run.
     const inits = await waitFor('3 rogues', async () => {
@@ -293,39 +291,29 @@ describe.runIf(canRunSandboxes)('the races of the existing suites, with managed 
       return roots.length === 3 ? roots : undefined
     }, 10_000)
     expect(inits).toHaveLength(3)
-    await running.client.op('POST', '/v1/kill-switch')
+    await running.client.engageKillSwitch()
     await goneWithin(marker, performance.now())
-    await running.client.op('DELETE', '/v1/kill-switch')
+    await running.client.disengageKillSwitch()
   })
 
   it('cooldown and depth: 8 parallel spawns of one managed parent approve and launch exactly one child; the child may not spawn past max_depth', async () => {
     await putContract(running.client, { max_replicas: 20, cooldown_seconds: 60, max_depth: 1 })
     const parent = await launchRogue(running)
-    const token = readFileSync(`/proc/${parent.worker.sandbox.pid}/environ`, 'utf8')
-      .split('\0')
-      .find((entry) => entry.startsWith('WARDEN_LEASE_TOKEN='))!
-      .slice('WARDEN_LEASE_TOKEN='.length)
-    const answers = await Promise.all(
-      range(8).map((i) => running.client.request('POST', `/v1/workers/${parent.id}/spawn`, { token, body: { reason: `race ${i}` } })),
-    )
-    const approved = answers.filter((a) => a.status === 201)
+    const lease = { worker_id: parent.id, lease_token: leaseTokenOf(parent.worker.sandbox!.pid!) }
+    const answers = await Promise.all(range(8).map((i) => outcome(running.client.spawn(lease, { reason: `race ${i}` }))))
+    const approved = answers.flatMap((a) => (a.ok ? [a.value] : []))
     expect(approved).toHaveLength(1)
-    expect(answers.filter((a) => a.status === 429).every((a) => a.body.code === 'cooldown_active')).toBe(true)
-    const child = approved[0]!.body as Manifest
-    const childView = (await getWorker(running.client, child.worker_id)).body
+    expect(answers.filter((a) => !a.ok).map((a) => `${a.status} ${a.code}`)).toEqual(range(7).map(() => '429 cooldown_active'))
+    const child = approved[0]!
+    const childView = await running.client.getWorker(child.worker_id)
     expect(childView).toMatchObject({ managed: true, status: 'active', sandbox: { state: 'running' } })
     expect((await liveSandboxes()).length).toBe(2)
 
-    const childToken = readFileSync(`/proc/${childView.sandbox.pid}/environ`, 'utf8')
-      .split('\0')
-      .find((entry) => entry.startsWith('WARDEN_LEASE_TOKEN='))!
-      .slice('WARDEN_LEASE_TOKEN='.length)
-    const deeper = await Promise.all(
-      range(4).map(() => running.client.request('POST', `/v1/workers/${child.worker_id}/spawn`, { token: childToken, body: { reason: 'deeper' } })),
-    )
-    expect(deeper.map((a) => a.body.code)).toEqual(['depth_exceeded', 'depth_exceeded', 'depth_exceeded', 'depth_exceeded'])
+    const childLease = { worker_id: child.worker_id, lease_token: leaseTokenOf(childView.sandbox!.pid!) }
+    const deeper = await Promise.all(range(4).map(() => outcome(running.client.spawn(childLease, { reason: 'deeper' }))))
+    expect(deeper.map((a) => a.code)).toEqual(['depth_exceeded', 'depth_exceeded', 'depth_exceeded', 'depth_exceeded'])
     expect((await liveSandboxes()).length).toBe(2)
-    await running.client.op('POST', `/v1/workers/${parent.id}/kill`)
+    await running.client.kill(parent.id)
     await goneWithin(parent.marker, performance.now())
   })
 
@@ -333,21 +321,19 @@ describe.runIf(canRunSandboxes)('the races of the existing suites, with managed 
     await putContract(running.client, { max_replicas: 20, cooldown_seconds: 0, max_depth: 3 })
     const marker = newMarker()
     markers.push(marker)
-    const launches = range(6).map(() =>
-      running.client.op('POST', '/v1/sandboxes', { program: { command: [process.execPath, ROGUE], env: { HOSTILE_MARKER: marker } } }),
-    )
+    const launches = range(6).map(() => outcome(running.client.launchSandbox(rogueProgram(marker))))
     await sleep(30)
-    const engaged = await running.client.op('POST', '/v1/kill-switch', { reason: 'race' })
-    expect(engaged.status).toBe(200)
+    const engaged = await running.client.engageKillSwitch('race')
+    expect(engaged.engaged).toBe(true)
     const answers = await Promise.all(launches)
-    for (const answer of answers) expect([201, 403]).toContain(answer.status)
+    for (const answer of answers) if (!answer.ok) expect(answer.status).toBe(403)
     // Launches that committed before the switch are killed once they run; none come after.
     await waitFor('every rogue gone', async () => (markedPids(marker).length === 0 ? true : undefined), 5_000, 10)
     await sleep(500)
     expect(markedPids(marker)).toEqual([])
     expect(await liveSandboxes()).toEqual([])
-    const after = await running.client.op('POST', '/v1/sandboxes', { program: { command: [process.execPath, ROGUE], env: { HOSTILE_MARKER: marker } } })
-    expect(after.body.code).toBe('kill_switch_engaged')
-    await running.client.op('DELETE', '/v1/kill-switch')
+    const after = await outcome(running.client.launchSandbox(rogueProgram(marker)))
+    expect(after.code).toBe('kill_switch_engaged')
+    await running.client.disengageKillSwitch()
   })
 })
