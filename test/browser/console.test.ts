@@ -5,7 +5,9 @@ import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openBrowser, type Browser } from '../helpers/browser.js'
 import { createTestApp, OPERATOR_TOKEN, type TestApp, storeOf } from '../helpers/harness.js'
-import { createClient, type ApiClient } from '../helpers/http-client.js'
+import type { WardenClient } from '../../src/client/client.js'
+import { outcome } from '../helpers/calls.js'
+import { testClient } from '../helpers/server.js'
 
 const TIMEOUT = 15_000
 
@@ -14,38 +16,38 @@ describe('the operations console at GET /', () => {
   let browser: Browser
   let page: Page
   let base: string
-  let client: ApiClient
+  let client: WardenClient
   const workers: Array<{ id: string; token: string }> = []
 
   beforeAll(async () => {
     t = await createTestApp({ max_depth: 2, max_replicas: 50 })
     t.clock.set(Date.now()) // the console counts denials of the last minutes by the browser's clock
     base = await t.app.listen({ host: '127.0.0.1', port: 0 })
-    client = createClient(base, OPERATOR_TOKEN, { connections: 4 })
+    client = testClient(base, OPERATOR_TOKEN, { connections: 4 })
     browser = await openBrowser()
     page = browser.page
     await page.setViewportSize({ width: 1366, height: 768 }) // a laptop
   })
   afterAll(async () => {
     await browser?.close()
-    await client?.destroy()
+    await client?.close()
     t?.close()
   })
 
   async function registerRoot() {
-    const manifest = await client.op('POST', '/v1/manifests', {})
-    const registered = await client.request('POST', '/v1/workers', { body: manifest.body })
-    expect(registered.status).toBe(201)
-    const worker = { id: manifest.body.worker_id as string, token: registered.body.lease_token as string }
+    const manifest = await client.issueManifest()
+    const registered = await client.register(manifest)
+    const worker = { id: manifest.worker_id, token: registered.lease_token }
     workers.push(worker)
     return worker
   }
 
+  /** The registered child, or the refusal's status and code. */
   async function spawn(parent: { id: string; token: string }) {
-    const manifest = await client.request('POST', `/v1/workers/${parent.id}/spawn`, { token: parent.token, body: { reason: 'grow' } })
-    if (manifest.status !== 201) return { status: manifest.status, code: manifest.body.code as string }
-    const registered = await client.request('POST', '/v1/workers', { body: manifest.body })
-    const worker = { id: manifest.body.worker_id as string, token: registered.body.lease_token as string }
+    const manifest = await outcome(client.spawn({ worker_id: parent.id, lease_token: parent.token }, { reason: 'grow' }))
+    if (!manifest.ok) return { status: manifest.status, code: manifest.code }
+    const registered = await client.register(manifest.value)
+    const worker = { id: manifest.value.worker_id, token: registered.lease_token }
     workers.push(worker)
     return worker
   }

@@ -9,14 +9,16 @@ import { WardenClient } from '../../src/client/client.js'
 import { abortableSleep } from '../../src/client/retry.js'
 import { SseParser, type SseMessage } from '../../src/client/sse.js'
 import { createTestWarden, OPERATOR_TOKEN, storeOf } from '../helpers/harness.js'
-import { createClient, sleep, type ApiClient } from '../helpers/http-client.js'
+import { registerChild, registerRoot } from '../helpers/calls.js'
+import { sleep } from '../helpers/fixtures.js'
+import { testClient } from '../helpers/server.js'
 import { seqs, subscribe, type SseSubscription } from '../helpers/sse.js'
 
 const AUTH = { authorization: `Bearer ${OPERATOR_TOKEN}` }
 
 interface Served {
   url: string
-  client: ApiClient
+  client: WardenClient
   warden: ReturnType<typeof createTestWarden>['warden']
   app: Awaited<ReturnType<typeof buildApp>>
 }
@@ -31,9 +33,9 @@ async function serve(events: AppOptions['events'] = {}): Promise<Served> {
   const app = await buildApp({ warden: base.warden, operatorToken: OPERATOR_TOKEN, events })
   await app.listen({ host: '127.0.0.1', port: 0 })
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  const client = createClient(url, OPERATOR_TOKEN, { connections: 16 })
+  const client = testClient(url, OPERATOR_TOKEN, { connections: 16 })
   cleanups.push(async () => {
-    await client.destroy()
+    await client.close()
     await app.close()
     base.close()
   })
@@ -47,14 +49,13 @@ async function open(served: Served, path = '/v1/events', headers: Record<string,
 }
 
 /** Issues `n` root manifests over HTTP, `parallel` at a time: one committed audit record each. */
-async function decide(client: ApiClient, n: number, parallel = 8): Promise<void> {
+async function decide(client: WardenClient, n: number, parallel = 8): Promise<void> {
   let next = 0
   await Promise.all(
     Array.from({ length: parallel }, async () => {
       while (next < n) {
         next++
-        const res = await client.op('POST', '/v1/manifests', {})
-        if (res.status !== 201) throw new Error(`POST /v1/manifests answered ${res.status}: ${JSON.stringify(res.body)}`)
+        await client.issueManifest()
       }
     }),
   )
@@ -140,16 +141,12 @@ describe('GET /v1/events', () => {
     const served = await serve()
     const byType = await open(served, '/v1/events?type=worker_registered&type=spawn_approved')
     const oneType = await open(served, '/v1/events?type=manifest_issued')
-    const root = await served.client.op('POST', '/v1/manifests', {})
-    const registered = await served.client.request('POST', '/v1/workers', { body: root.body })
-    expect(registered.status).toBe(201)
-    const rootId = root.body.worker_id as string
+    const root = await registerRoot(served.client)
+    const rootId = root.worker_id
     const byWorker = await open(served, `/v1/events?worker_id=${rootId}`)
-    const spawn = await served.client.request('POST', `/v1/workers/${rootId}/spawn`, { token: registered.body.lease_token, body: { reason: 'test' } })
-    expect(spawn.status).toBe(201)
-    await served.client.request('POST', '/v1/workers', { body: spawn.body })
+    await registerChild(served.client, root, 'test')
     await decide(served.client, 3) // other roots: not about rootId
-    await served.client.op('POST', `/v1/workers/${rootId}/quarantine`, { reason: 'look closer' })
+    await served.client.quarantine(rootId, 'look closer')
 
     await byType.until('registrations and the spawn', () => byType.messages.length >= 3)
     expect(byType.messages.map((m) => m.event)).toEqual(['worker_registered', 'spawn_approved', 'worker_registered'])
