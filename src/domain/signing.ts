@@ -22,6 +22,8 @@ function canonical(value: unknown): string {
     return canonicalize(value) ?? 'null'
   }
   if (Array.isArray(value)) {
+    // A list of strings (the kill switch's worker ids): JSON.stringify writes strings as RFC 8785 does.
+    if (value.every((item) => typeof item === 'string')) return JSON.stringify(value)
     const parts = new Array<string>(value.length)
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i]

@@ -36,7 +36,7 @@ export function createSandboxRepository(db: Db) {
       CASE WHEN ${LIVE_W} THEN 'running' ELSE 'stopped' END AS status,
       w.ended_at AS stopped_at,
       CASE WHEN ${LIVE_W} THEN NULL ELSE w.reason END AS stop_reason
-    FROM sandboxes s JOIN workers w USING (worker_id) WHERE s.worker_id = ?`)
+    FROM sandboxes s JOIN worker_states w USING (worker_id) WHERE s.worker_id = ?`)
   const manage = db.prepare(`
     UPDATE sandboxes SET managed = 1, driver = @driver, program = @program, state = 'starting' WHERE worker_id = @worker_id`)
   const started = db.prepare(`
@@ -49,7 +49,7 @@ export function createSandboxRepository(db: Db) {
     UPDATE sandboxes SET state = 'ended', ended_at = @at, exit_code = @exit_code, signal = @signal
     WHERE worker_id = @worker_id AND managed = 1 AND state IS NOT 'ended'`)
   const open = db.prepare<[], { worker_id: string; state: SandboxState; status: string }>(`
-    SELECT s.worker_id, s.state, w.status FROM sandboxes s INDEXED BY sandboxes_managed_open JOIN workers w USING (worker_id)
+    SELECT s.worker_id, s.state, w.status FROM sandboxes s INDEXED BY sandboxes_managed_open JOIN worker_states w USING (worker_id)
     WHERE ${OPEN}`)
 
   return {

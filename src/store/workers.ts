@@ -1,7 +1,7 @@
 // SQL for the workers table. Records come out parsed (JSON columns as objects), typed by the
 // schema below; every statement is prepared once.
 import { z } from 'zod'
-import { LIVE_STATUSES, ResourcesSchema, StateSnapshotSchema, WorkerIdSchema, WorkerStatusSchema, type LiveStatus, type WorkerStatus } from '../schemas/index.js'
+import { isLive, LIVE_STATUSES, ResourcesSchema, StateSnapshotSchema, WorkerIdSchema, WorkerStatusSchema, type LiveStatus, type WorkerStatus } from '../schemas/index.js'
 import type { Db } from './db.js'
 
 export const WorkerRecordSchema = z.object({
@@ -57,10 +57,23 @@ export type TreeNode = Pick<WorkerRecord, 'worker_id' | 'parent_id' | 'depth' | 
 /** SQL for "the worker at `column` is live", built from the one definition in schemas/. */
 export const liveSql = (column = 'status'): string => `${column} IN (${LIVE_STATUSES.map((s) => `'${s}'`).join(', ')})`
 const LIVE = liveSql()
-/** A worker with its lease: the hot copy in `leases` while it is live, the final one after (migration 0009). */
-const WITH_LEASE = `SELECT w.*, coalesce(l.lease_expires_at, w.lease_expires_at) AS lease_expires_at,
-  coalesce(l.last_heartbeat_at, w.last_heartbeat_at) AS last_heartbeat_at
-  FROM workers w LEFT JOIN leases l ON l.worker_id = w.worker_id`
+/**
+ * The last seq of a kill switch sweep still being written (migration 0010), NULL when none: the
+ * stored rows up to it that still say live were killed by the switch. Constant in a statement.
+ */
+const SWEEP_SEQ = `(SELECT through_seq FROM kill_sweep)`
+/** Live as it stands: live in the stored row and not in a pending sweep. */
+const LIVE_NOW = `${LIVE} AND seq > coalesce(${SWEEP_SEQ}, 0)`
+/**
+ * A worker as it stands (status, reason and end through `worker_states`, which applies a pending
+ * sweep) with its lease: the hot copy in `leases` while it is live, the final one after (0009).
+ */
+const WITH_LEASE = `SELECT w.seq, w.worker_id, w.parent_id, w.depth, w.status, w.reason, w.lease_token_hash, w.resources,
+  w.state_snapshot, w.key_id, w.issued_at, w.registered_at,
+  coalesce(l.last_heartbeat_at, w.last_heartbeat_at) AS last_heartbeat_at,
+  coalesce(l.lease_expires_at, w.lease_expires_at) AS lease_expires_at,
+  w.expires_at, w.last_spawn_at, w.ended_at
+  FROM worker_states w LEFT JOIN leases l ON l.worker_id = w.worker_id`
 /** Takes the hot lease back into the workers row of a worker that is ending. */
 const FINAL_LEASE = `lease_expires_at = coalesce((SELECT l.lease_expires_at FROM leases l WHERE l.worker_id = workers.worker_id), lease_expires_at),
   last_heartbeat_at = coalesce((SELECT l.last_heartbeat_at FROM leases l WHERE l.worker_id = workers.worker_id), last_heartbeat_at)`
@@ -76,17 +89,22 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
     VALUES (@worker_id, @parent_id, @depth, @status, @reason, @lease_token_hash, @resources, @state_snapshot,
       @key_id, @issued_at, @registered_at, @lease_expires_at, @expires_at, @ended_at)`)
   const get = db.prepare<[string], StoredWorker>(`${WITH_LEASE} WHERE w.worker_id = ?`)
-  const node = db.prepare<[string], TreeNode>(`SELECT worker_id, parent_id, depth, status FROM workers WHERE worker_id = ?`)
-  const countLive = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM workers WHERE ${LIVE}`)
+  const node = db.prepare<[string], TreeNode>(`SELECT worker_id, parent_id, depth, status FROM worker_states WHERE worker_id = ?`)
+  const countLive = db.prepare<[], { n: number }>(`SELECT count(*) AS n FROM workers WHERE ${LIVE_NOW}`)
   const countChildren = db.prepare<[string], { n: number }>(`SELECT count(*) AS n FROM workers WHERE parent_id = ?`)
   const setStatus = db.prepare(`UPDATE workers SET status = @status, reason = @reason WHERE worker_id = @worker_id`)
   const terminate = db.prepare(`
     UPDATE workers SET status = @status, reason = @reason, ended_at = @at, ${FINAL_LEASE}
-    WHERE worker_id = @worker_id AND ${LIVE}`)
-  const terminateAllLive = db
-    .prepare<[{ reason: string; at: number }], string>(`
-    UPDATE workers SET status = 'killed', reason = @reason, ended_at = @at WHERE ${LIVE} RETURNING worker_id`)
-    .pluck()
+    WHERE worker_id = @worker_id AND ${LIVE_NOW}`)
+  // The kill switch (SPEC §2.6): who is live, and the sweep that kills them (migration 0010).
+  const liveIds = db.prepare<[], string>(`SELECT worker_id FROM workers WHERE ${LIVE_NOW}`).pluck()
+  const lastSeq = db.prepare<[], number | null>(`SELECT max(seq) FROM workers`).pluck()
+  const startSweep = db.prepare(`INSERT INTO kill_sweep (id, through_seq, at, reason) VALUES (1, @through_seq, @at, @reason)`)
+  const pendingSweep = db.prepare<[], { through_seq: number; at: number; reason: string }>(`SELECT through_seq, at, reason FROM kill_sweep`)
+  const sweepSlice = db.prepare(`
+    UPDATE workers SET status = 'killed', reason = @reason, ended_at = @at
+    WHERE seq IN (SELECT seq FROM workers WHERE ${LIVE} AND seq <= @through_seq LIMIT @limit)`)
+  const endSweep = db.prepare(`DELETE FROM kill_sweep`)
   // Only the narrow hot row: a worker that ended meanwhile has none, and keeps its final lease.
   const clearLeases = db.prepare(`DELETE FROM leases`)
   const renewLease = db.prepare(`
@@ -108,27 +126,39 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
       UNION ALL
       SELECT w.worker_id FROM workers w JOIN tree t ON w.parent_id = t.worker_id
     )
-    SELECT w.worker_id, w.parent_id FROM workers w JOIN tree USING (worker_id) WHERE w.${LIVE}`)
+    SELECT w.worker_id, w.parent_id FROM worker_states w JOIN tree USING (worker_id) WHERE ${liveSql('w.status')}`)
   const descendants = db.prepare<[string, number], TreeNode>(`
     WITH RECURSIVE tree(worker_id, level) AS (
       SELECT worker_id, 1 FROM workers WHERE parent_id = ?
       UNION ALL
       SELECT w.worker_id, t.level + 1 FROM workers w JOIN tree t ON w.parent_id = t.worker_id
     )
-    SELECT w.worker_id, w.parent_id, w.depth, w.status FROM tree JOIN workers w USING (worker_id)
+    SELECT w.worker_id, w.parent_id, w.depth, w.status FROM tree JOIN worker_states w USING (worker_id)
     ORDER BY tree.level, w.seq LIMIT ?`)
   // One statement per combination of filters, prepared on first use and kept.
   const listStatements = new Map<string, ReturnType<typeof db.prepare<[WorkerFilter], StoredWorker>>>()
   const listStatement = (filter: WorkerFilter) => {
-    const where = ['seq > @after_seq']
-    if (filter.status !== undefined) where.push('status = @status')
-    if (filter.parent_id !== undefined) where.push('parent_id = @parent_id')
-    if (filter.depth !== undefined) where.push('depth = @depth')
-    const key = where.map((condition) => `w.${condition}`).join(' AND ')
-    let statement = listStatements.get(key)
+    const where = ['w.seq > @after_seq']
+    if (filter.parent_id !== undefined) where.push('w.parent_id = @parent_id')
+    if (filter.depth !== undefined) where.push('w.depth = @depth')
+    const select = (...conditions: string[]) => `${WITH_LEASE} WHERE ${[...where, ...conditions].join(' AND ')}`
+    // A status filter reads the stored column, so the (status, seq) index serves it; the rows of
+    // a pending sweep are still live there and count as killed (one ordered branch per stored status).
+    const status = filter.status
+    const sql =
+      status === undefined
+        ? select()
+        : status === 'killed'
+          ? [select(`w.stored_status = 'killed'`), ...LIVE_STATUSES.map((live) => select(`w.stored_status = '${live}'`, `w.seq <= ${SWEEP_SEQ}`))].join(
+              ' UNION ALL ',
+            )
+          : isLive(status)
+            ? select('w.stored_status = @status', `w.seq > coalesce(${SWEEP_SEQ}, 0)`)
+            : select('w.stored_status = @status')
+    let statement = listStatements.get(sql)
     if (!statement) {
-      statement = db.prepare<[WorkerFilter], StoredWorker>(`${WITH_LEASE} WHERE ${key} ORDER BY w.seq LIMIT @limit`)
-      listStatements.set(key, statement)
+      statement = db.prepare<[WorkerFilter], StoredWorker>(`${sql} ORDER BY seq LIMIT @limit`)
+      listStatements.set(sql, statement)
     }
     return statement
   }
@@ -139,6 +169,16 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
   const counts = new Map<WorkerStatus, number>()
   for (const { status, n } of db.prepare<[], { status: WorkerStatus; n: number }>(`SELECT status, count(*) AS n FROM workers GROUP BY status`).all()) {
     counts.set(status, n)
+  }
+  // A sweep left pending by a crash: its rows count as killed already, and the reaper finishes it.
+  let sweeping = pendingSweep.get() !== undefined
+  if (sweeping) {
+    const swept = db.prepare<[], { status: WorkerStatus; n: number }>(`
+      SELECT status, count(*) AS n FROM workers WHERE ${LIVE} AND seq <= ${SWEEP_SEQ} GROUP BY status`)
+    for (const { status, n } of swept.all()) {
+      counts.set(status, (counts.get(status) ?? 0) - n)
+      counts.set('killed', (counts.get('killed') ?? 0) + n)
+    }
   }
   const move = (from: WorkerStatus | null, to: WorkerStatus, n: number) =>
     afterCommit(() => {
@@ -180,19 +220,46 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
       return ended
     },
     /**
-     * Kills every live worker in one statement; the ids killed. The hot rows go first, all at
-     * once (a worker's final lease is not copied back here: one lookup per row would double the
-     * kill switch's time at a hundred thousand workers).
+     * Kills every live worker; the ids killed. What commits with it is the hot part: one sweep
+     * row (every worker live now has a seq up to the last one), which `worker_states` and every
+     * read here apply at once, and the lease rows, all at once (a worker's final lease is not
+     * copied back). The cold workers rows follow in slices (`sweep`). A sweep still pending from
+     * an earlier engagement is finished first, so one row describes the one pending.
      */
     killAllLive(reason: string, at: number): string[] {
+      while (this.sweep(10_000) > 0);
+      const killed = liveIds.all()
+      const throughSeq = lastSeq.get()
+      if (killed.length > 0 && throughSeq !== null) startSweep.run({ through_seq: throughSeq, at, reason })
       clearLeases.run()
-      const killed = terminateAllLive.all({ reason, at })
       afterCommit(() => {
         counts.set('active', 0)
         counts.set('quarantined', 0)
         counts.set('killed', (counts.get('killed') ?? 0) + killed.length)
+        if (killed.length > 0) sweeping = true
       })
       return killed
+    },
+    /** Whether a kill switch sweep is still being written (known in memory: free to ask every tick). */
+    sweepPending(): boolean {
+      return sweeping
+    },
+    /**
+     * Inside a transaction: writes up to `limit` rows of the pending sweep as killed; how many.
+     * The sweep row goes with the last of them, so a crash at any point leaves it to finish.
+     */
+    sweep(limit: number): number {
+      const pending = pendingSweep.get()
+      if (pending === undefined) {
+        afterCommit(() => (sweeping = false))
+        return 0
+      }
+      const written = sweepSlice.run({ ...pending, limit }).changes
+      if (written < limit) {
+        endSweep.run()
+        afterCommit(() => (sweeping = false))
+      }
+      return written
     },
     /** Writes a lease renewal; a worker that ended meanwhile keeps its final lease. */
     renewLease(renewal: { worker_id: string; lease_expires_at: number; last_heartbeat_at: number | null }): void {

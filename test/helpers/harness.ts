@@ -113,7 +113,7 @@ export function registerChild(warden: Warden, parentId: string, reason = 'test')
 /** Slots taken per SPEC §2.1, counted straight from the tables. */
 export function occupiedSlots(warden: Warden, now = clockOf(warden).now()): number {
   const db = storeOf(warden).db
-  const live = db.prepare(`SELECT count(*) AS n FROM workers WHERE status IN ('active','quarantined')`).get() as { n: number }
+  const live = db.prepare(`SELECT count(*) AS n FROM worker_states WHERE status IN ('active','quarantined')`).get() as { n: number }
   const outstanding = db.prepare(`SELECT count(*) AS n FROM manifests WHERE status = 'outstanding' AND expires_at > ?`).get(now) as { n: number }
   return live.n + outstanding.n
 }

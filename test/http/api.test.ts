@@ -717,7 +717,7 @@ describe('kill switch', () => {
     expectProblem(await send(t, 'POST', `/v1/workers/${w.id}/spawn`, { headers: bearer(w.token), body: { reason: 'x' } }), 403, 'kill_switch_engaged')
     const hb = expectProblem(await send(t, 'POST', `/v1/workers/${w.id}/heartbeat`, { headers: bearer(w.token) }), 410, 'worker_terminated')
     expect(hb).toMatchObject({ directive: 'terminate', reason: 'kill_switch' })
-    expect(count(t, `SELECT count(*) AS n FROM workers WHERE status IN ('active','quarantined')`)).toBe(0)
+    expect(count(t, `SELECT count(*) AS n FROM worker_states WHERE status IN ('active','quarantined')`)).toBe(0)
   })
 
   it('GET reports the state; DELETE disengages, is audited, and admission works again', async () => {

@@ -17,8 +17,9 @@ function setup(): TestWarden {
 
 type LeaseRow = { worker_id: string; status: string; lease_token_hash: Buffer; lease_expires_at: number; last_heartbeat_at: number | null; expires_at: number | null }
 const leaseRows = (t: TestWarden): LeaseRow[] => storeOf(t.warden).db.prepare(`SELECT * FROM leases ORDER BY worker_id`).all() as LeaseRow[]
+// Workers as they stand (worker_states applies a kill switch sweep not yet written to the rows).
 const liveIds = (t: TestWarden): string[] =>
-  (storeOf(t.warden).db.prepare(`SELECT worker_id FROM workers WHERE status IN ('active', 'quarantined') ORDER BY worker_id`).pluck().all() as string[])
+  (storeOf(t.warden).db.prepare(`SELECT worker_id FROM worker_states WHERE status IN ('active', 'quarantined') ORDER BY worker_id`).pluck().all() as string[])
 
 describe('leases (hot table)', () => {
   it('holds a row for each live worker, with its status, token hash and lifetime, and none for the others', () => {
@@ -87,9 +88,9 @@ describe('leases (hot table)', () => {
 describe('workers by status (kept in memory for the metrics scrape)', () => {
   const counted = (t: TestWarden) =>
     Object.fromEntries(storeOf(t.warden).workers.countByStatus().map(({ status, n }) => [status, n]))
-  const grouped = (t: TestWarden) =>
+  const grouped = (t: TestWarden, table: 'worker_states' | 'workers' = 'worker_states') =>
     Object.fromEntries(
-      (storeOf(t.warden).db.prepare(`SELECT status, count(*) AS n FROM workers GROUP BY status`).all() as Array<{ status: string; n: number }>).map(
+      (storeOf(t.warden).db.prepare(`SELECT status, count(*) AS n FROM ${table} GROUP BY status`).all() as Array<{ status: string; n: number }>).map(
         ({ status, n }) => [status, n],
       ),
     )
@@ -121,5 +122,8 @@ describe('workers by status (kept in memory for the metrics scrape)', () => {
     t.warden.killSwitch.engage('drill')
     expect(counted(t)).toEqual(grouped(t))
     expect(counted(t).killed).toBeGreaterThan(1)
+    // The sweep brings the stored rows to the same counts, and moves none of them.
+    t.warden.liveness.tick()
+    expect(counted(t)).toEqual(grouped(t, 'workers'))
   })
 })
