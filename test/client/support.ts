@@ -3,13 +3,13 @@
 import { rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { WardenClient, type WardenClientOptions } from '../../src/client/client.js'
-import type { WardenError } from '../../src/client/errors.js'
 import { startServer, type ServerProcess } from '../helpers/server.js'
 
 import { OPERATOR_TOKEN } from '../helpers/harness.js'
 export { OPERATOR_TOKEN }
 
 export { contract, waitFor } from '../helpers/fixtures.js'
+export { rejection } from '../helpers/calls.js'
 
 /** A real server child process; `stop()` kills it by its PID and removes its folder. */
 export async function realServer(env: Record<string, string> = {}, dbFile?: string) {
@@ -38,13 +38,3 @@ export async function resetWorkers(client: WardenClient): Promise<void> {
   await client.disengageKillSwitch()
 }
 
-
-/** The WardenError a promise rejects with (fails the test when it resolves). */
-export async function rejection(promise: Promise<unknown>): Promise<WardenError> {
-  try {
-    await promise
-  } catch (error) {
-    return error as WardenError
-  }
-  throw new Error('expected a rejection')
-}

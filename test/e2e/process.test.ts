@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createLogger } from '../../src/logger.js'
 import { waitFor } from '../helpers/fixtures.js'
+import { rawRequest } from '../helpers/raw-http.js'
 import { createServerTracker } from '../helpers/server.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -64,7 +65,7 @@ describe('the server log', () => {
     await client.issueManifest()
     expect((await client.engageKillSwitch('drill')).engaged).toBe(true)
     // A wrong token on purpose: the client only sends the one it was given.
-    const wrong = await fetch(`${server.url}/v1/kill-switch`, { headers: { authorization: 'Bearer wrong' } })
+    const wrong = await rawRequest(server.url, 'GET', '/v1/kill-switch', { token: 'wrong' })
     expect(wrong.status).toBe(401)
 
     await waitFor('the 401 line', async () => json(server.logs).find((l) => (l.res as { statusCode?: number } | undefined)?.statusCode === 401))

@@ -55,9 +55,14 @@ export async function outcome<T>(promise: Promise<T>): Promise<Outcome<T>> {
   }
 }
 
-/** The WardenError a call is refused with (an HTTP answer); fails the test when it succeeds. */
+/** The WardenError a call fails with (a refusal, or status 0 when no answer came); fails the test when it succeeds. */
 export async function rejection(promise: Promise<unknown>): Promise<WardenError> {
-  const result = await outcome(promise)
-  if (result.ok) throw new Error(`expected a refusal, got ${JSON.stringify(result.value)}`)
-  return result.error
+  let value: unknown
+  try {
+    value = await promise
+  } catch (error) {
+    if (error instanceof WardenError) return error
+    throw error
+  }
+  throw new Error(`expected a WardenError, got ${JSON.stringify(value)}`)
 }
