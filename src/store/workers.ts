@@ -62,6 +62,11 @@ const LIVE = liveSql()
  * stored rows up to it that still say live were killed by the switch. Constant in a statement.
  */
 const SWEEP_SEQ = `(SELECT through_seq FROM kill_sweep)`
+/**
+ * Leases are kept on the controller's clock, which stops while it is down (migration 0013): the
+ * stored time plus this offset is the wall-clock time. Constant in a statement.
+ */
+const OFFSET = `(SELECT lease_offset FROM controller_state WHERE id = 1)`
 /** Live as it stands: live in the stored row and not in a pending sweep. */
 const LIVE_NOW = `${LIVE} AND seq > coalesce(${SWEEP_SEQ}, 0)`
 /**
@@ -71,11 +76,11 @@ const LIVE_NOW = `${LIVE} AND seq > coalesce(${SWEEP_SEQ}, 0)`
 const WITH_LEASE = `SELECT w.seq, w.worker_id, w.parent_id, w.depth, w.status, w.reason, w.lease_token_hash, w.resources,
   w.state_snapshot, w.key_id, w.issued_at, w.registered_at,
   coalesce(l.last_heartbeat_at, w.last_heartbeat_at) AS last_heartbeat_at,
-  coalesce(l.lease_expires_at, w.lease_expires_at) AS lease_expires_at,
+  coalesce(l.lease_expires_at + ${OFFSET}, w.lease_expires_at) AS lease_expires_at,
   w.expires_at, w.last_spawn_at, w.ended_at
   FROM worker_states w LEFT JOIN leases l ON l.worker_id = w.worker_id`
 /** Takes the hot lease back into the workers row of a worker that is ending. */
-const FINAL_LEASE = `lease_expires_at = coalesce((SELECT l.lease_expires_at FROM leases l WHERE l.worker_id = workers.worker_id), lease_expires_at),
+const FINAL_LEASE = `lease_expires_at = coalesce((SELECT l.lease_expires_at FROM leases l WHERE l.worker_id = workers.worker_id) + ${OFFSET}, lease_expires_at),
   last_heartbeat_at = coalesce((SELECT l.last_heartbeat_at FROM leases l WHERE l.worker_id = workers.worker_id), last_heartbeat_at)`
 
 /**
@@ -108,15 +113,15 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
   // Only the narrow hot row: a worker that ended meanwhile has none, and keeps its final lease.
   const clearLeases = db.prepare(`DELETE FROM leases`)
   const renewLease = db.prepare(`
-    UPDATE leases SET lease_expires_at = @lease_expires_at, last_heartbeat_at = @last_heartbeat_at WHERE worker_id = @worker_id`)
+    UPDATE leases SET lease_expires_at = @lease_expires_at - ${OFFSET}, last_heartbeat_at = @last_heartbeat_at WHERE worker_id = @worker_id`)
   const tokenHash = db.prepare<[string], Buffer>(`SELECT lease_token_hash FROM workers WHERE worker_id = ?`).pluck()
   const setTokenHash = db.prepare(`UPDATE workers SET lease_token_hash = @hash WHERE worker_id = @worker_id`)
   const live = db.prepare<[], LiveLeaseRow>(`
-    SELECT worker_id, status, lease_token_hash, lease_expires_at, expires_at, last_heartbeat_at FROM leases`)
+    SELECT worker_id, status, lease_token_hash, lease_expires_at + ${OFFSET} AS lease_expires_at, expires_at, last_heartbeat_at FROM leases`)
   const recordSpawn = db.prepare(`UPDATE workers SET last_spawn_at = @at WHERE worker_id = @worker_id`)
   const dueLease = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
     SELECT l.worker_id, w.parent_id FROM leases l INDEXED BY leases_due JOIN workers w ON w.worker_id = l.worker_id
-    WHERE l.lease_expires_at <= ? ORDER BY l.lease_expires_at LIMIT ?`)
+    WHERE l.lease_expires_at <= ? - ${OFFSET} ORDER BY l.lease_expires_at LIMIT ?`)
   const dueLifetime = db.prepare<[number, number], { worker_id: string; parent_id: string | null }>(`
     SELECT l.worker_id, w.parent_id FROM leases l INDEXED BY leases_lifetime JOIN workers w ON w.worker_id = l.worker_id
     WHERE l.expires_at IS NOT NULL AND l.expires_at <= ? ORDER BY l.expires_at LIMIT ?`)
@@ -162,7 +167,11 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
     }
     return statement
   }
-  const shiftLeases = db.prepare(`UPDATE leases SET lease_expires_at = max(lease_expires_at + @downtime, @floor)`)
+  // The restart rule as two writes: the clock moves on by the downtime (every lease with it), and
+  // the leases that would still end before the floor are raised to it (a range of leases_due).
+  const moveClock = db.prepare(`UPDATE controller_state SET lease_offset = lease_offset + @downtime WHERE id = 1`)
+  const raiseToFloor = db.prepare(`UPDATE leases SET lease_expires_at = @floor - ${OFFSET} WHERE lease_expires_at < @floor - ${OFFSET}`)
+  const countLeases = db.prepare<[], number>(`SELECT count(*) FROM leases`).pluck()
   const liveStatus = db.prepare<[string], WorkerStatus>(`SELECT status FROM leases WHERE worker_id = ?`).pluck()
 
   // Workers by status as committed: counted once here, then moved by every write below.
@@ -306,7 +315,9 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
     },
     /** After a restart: leases keep what they had left at the last tick, and at least `floor`. */
     shiftLeases(downtime: number, floor: number): number {
-      return shiftLeases.run({ downtime, floor }).changes
+      moveClock.run({ downtime })
+      raiseToFloor.run({ floor })
+      return countLeases.get()!
     },
     /** As committed; kept in memory (see `counts`), so this costs nothing at any table size. */
     countByStatus(): Array<{ status: WorkerStatus; n: number }> {

@@ -3,7 +3,8 @@
 // scans use it; a worker that ends keeps its final lease in its workers row.
 import { afterEach, describe, expect, it } from 'vitest'
 import { createTestWarden, leasesOf, registerRoot, storeOf, type TestWarden } from '../helpers/harness.js'
-import { SECOND, WAYS_TO_END } from '../domain/support.js'
+import { ManualClock } from '../../src/domain/clock.js'
+import { SECOND, tempDbFile, WAYS_TO_END } from '../domain/support.js'
 
 const open: TestWarden[] = []
 afterEach(() => {
@@ -82,6 +83,44 @@ describe('leases (hot table)', () => {
     t.warden.liveness.flushAllLeases()
     const [listed] = storeOf(t.warden).workers.list({ status: 'active', after_seq: 0, limit: 10 })
     expect(listed).toMatchObject({ worker_id: id, last_heartbeat_at: t.clock.now(), lease_expires_at: t.clock.now() + 30 * SECOND })
+  })
+})
+
+describe('leases on the controller clock (migration 0013)', () => {
+  it('a restart moves the clock by the downtime, not the rows: only a lease under the floor is rewritten', () => {
+    const { file, cleanup } = tempDbFile()
+    const clock = new ManualClock()
+    try {
+      const first = createTestWarden({ heartbeat_timeout_seconds: 30 }, file, clock)
+      const early = registerRoot(first.warden).id
+      clock.advance(25 * SECOND)
+      const late = registerRoot(first.warden).id
+      first.warden.liveness.tick()
+      const before = new Map(leaseRows(first).map((row) => [row.worker_id, row.lease_expires_at]))
+      const lateLease = storeOf(first.warden).workers.get(late)!.lease_expires_at
+      first.close()
+
+      clock.advance(60 * SECOND)
+      const second = createTestWarden({ heartbeat_timeout_seconds: 30 }, file, clock)
+      open.push(second)
+      const floor = clock.now() + 10 * SECOND // the heartbeat interval: a third of the timeout
+      const stored = new Map(leaseRows(second).map((row) => [row.worker_id, row.lease_expires_at]))
+      expect(stored.get(late)).toBe(before.get(late))
+      expect(stored.get(early)).not.toBe(before.get(early))
+      const workers = storeOf(second.warden).workers
+      expect(workers.get(late)!.lease_expires_at).toBe(lateLease + 60 * SECOND)
+      expect(workers.get(early)!.lease_expires_at).toBe(floor)
+      expect([...workers.live()].map((row) => [row.worker_id, row.lease_expires_at]).sort()).toEqual(
+        [[early, floor], [late, lateLease + 60 * SECOND]].sort(),
+      )
+      // Renewed after the restart, a lease reads back as written; one due is offered as due.
+      second.warden.liveness.heartbeat(late)
+      second.warden.liveness.flushAllLeases()
+      expect(workers.get(late)!.lease_expires_at).toBe(clock.now() + 30 * SECOND)
+      expect(workers.dueLease(floor, 10).map((due) => due.worker_id)).toEqual([early])
+    } finally {
+      cleanup()
+    }
   })
 })
 
