@@ -140,7 +140,7 @@ describe('kill switch sweep: hot flip in the transaction, cold rows after', () =
 
     const first = warden.liveness.tickSlice()
     expect(first.more).toBe(true)
-    expect(storedLive(warden)).toBe(f.ids.length + 1 - 1000)
+    expect(storedLive(warden)).toBe(f.ids.length + 1 - 500)
     warden.liveness.tick()
     expect(storedLive(warden)).toBe(1)
     expect(warden.queries.worker(late).status).toBe('active')
@@ -177,8 +177,8 @@ describe('kill switch sweep: hot flip in the transaction, cold rows after', () =
       const f = fleet(first.warden, 300, 3)
       first.warden.killSwitch.engage('crash drill')
       const engagedAt = clock.now()
-      first.warden.liveness.tickSlice() // one slice of 1,000 written, 200 rows to go
-      expect(storedLive(first.warden)).toBe(200)
+      first.warden.liveness.tickSlice() // one slice of 500 written, 700 rows to go
+      expect(storedLive(first.warden)).toBe(700)
       // The process dies here: nothing of it runs again (its connection is closed, its book and counts lost).
       storeOf(first.warden).db.close()
 
@@ -186,7 +186,7 @@ describe('kill switch sweep: hot flip in the transaction, cold rows after', () =
       const second = createTestWarden(CONTRACT, file, clock)
       try {
         const { warden } = second
-        expect(storedLive(warden)).toBe(200)
+        expect(storedLive(warden)).toBe(700)
         expect(warden.queries.summary().workers).toMatchObject({ active: 0, killed: 1200 })
         for (const id of f.ids) expect(storeOf(warden).workers.get(id), id).toMatchObject({ status: 'killed', reason: 'kill_switch', ended_at: engagedAt })
         expect(listAll(warden, 'killed')).toHaveLength(1200)
