@@ -96,6 +96,18 @@ export function startServer(options: StartOptions = {}): Promise<ServerProcess> 
   })
 }
 
+/** SIGKILLs `server` by its PID and (unless told not to) removes its database folder. */
+export async function stopServer(server: ServerProcess | undefined, { removeFiles = true } = {}): Promise<void> {
+  if (!server) return
+  await server.kill('SIGKILL')
+  if (removeFiles) rmSync(dirname(server.dbFile), { recursive: true, force: true })
+}
+
+/** Starts a server again on `server`'s database and port (the old process must be gone). */
+export function restartServer(server: ServerProcess, env: Record<string, string> = {}): Promise<ServerProcess> {
+  return startServer({ dbFile: server.dbFile, env: { WARDEN_PORT: new URL(server.url).port, ...env } })
+}
+
 /**
  * The project's WardenClient as a test uses it: one attempt per call (no retries, no circuit
  * breaker), so a test sees exactly what the server answered; `connections` bounds the sockets so

@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WardenClient } from '../../src/client/client.js'
 import { DEFAULT_CONTRACT } from '../../src/domain/contract.js'
-import { startServer, type ServerProcess } from '../helpers/server.js'
+import { startServer, stopServer, type ServerProcess } from '../helpers/server.js'
 
 const run = promisify(execFile)
 const ROOT = resolve(import.meta.dirname, '..', '..')
@@ -79,8 +79,7 @@ describe('the packed client in a fresh project', () => {
   }, 600_000)
 
   afterAll(async () => {
-    await server?.kill('SIGKILL')
-    if (server) rmSync(resolve(server.dbFile, '..'), { recursive: true, force: true })
+    await stopServer(server)
     if (project) rmSync(project, { recursive: true, force: true })
   })
 
