@@ -165,8 +165,8 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
       // A slice lost in a crash costs nothing: the sweep row goes with the last one, so a lost
       // tail of slices leaves it pending, and the next start writes them again.
       if (store.workers.sweepPending()) {
-        const swept = store.lazyTransaction(() => store.workers.sweep(SWEEP_BATCH))
-        if (swept === SWEEP_BATCH) return { ...result, more: true }
+        store.lazyTransaction(() => store.workers.sweep(SWEEP_BATCH))
+        if (store.workers.sweepPending()) return { ...result, more: true }
       }
       const now = clock.now()
       // A frozen managed worker cannot heartbeat: Warden holds its lease (SPEC §5).

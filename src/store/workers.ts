@@ -256,6 +256,8 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
     /**
      * Inside a transaction: writes up to `limit` rows of the pending sweep as killed; how many.
      * The sweep row goes with the last of them, so a crash at any point leaves it to finish.
+     * `sweepPending` turns false only once a call finds the row gone (a slice whose commit
+     * failed leaves it pending, to be tried again).
      */
     sweep(limit: number): number {
       const pending = pendingSweep.get()
@@ -264,10 +266,7 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
         return 0
       }
       const written = sweepSlice.run({ ...pending, limit }).changes
-      if (written < limit) {
-        endSweep.run()
-        afterCommit(() => (sweeping = false))
-      }
+      if (written < limit) endSweep.run()
       return written
     },
     /** Writes a lease renewal; a worker that ended meanwhile keeps its final lease. */
