@@ -169,6 +169,28 @@ describe('kill switch sweep: hot flip in the transaction, cold rows after', () =
     expect(listAll(warden, 'killed')).toHaveLength(f.ids.length + 1)
   })
 
+  it('a slice whose commit fails (a full disk) leaves the sweep pending, and the next turn writes it', () => {
+    const t = setup()
+    const { warden } = t
+    const f = fleet(warden, 100, 2)
+    warden.killSwitch.engage('drill')
+    const store = storeOf(warden)
+    const lazyTransaction = store.lazyTransaction
+    store.lazyTransaction = <T>(fn: () => T): T =>
+      lazyTransaction(() => {
+        fn()
+        throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' })
+      })
+    expectDomainError(() => warden.liveness.tickSlice(), 'storage_unavailable')
+    store.lazyTransaction = lazyTransaction
+    expect(storedLive(warden)).toBe(f.ids.length)
+    expect(store.workers.sweepPending()).toBe(true)
+    warden.liveness.tick()
+    expect(storedLive(warden)).toBe(0)
+    expect(sweepRows(warden)).toBe(0)
+    expect(store.workers.sweepPending()).toBe(false)
+  })
+
   it('a crash between the commit and the last slice loses nothing: the next start counts them killed and finishes the sweep', () => {
     const { file, cleanup } = tempDbFile()
     const clock = new ManualClock()
