@@ -22,10 +22,13 @@ import { chooseDriver, controllerSocket, describeDriver } from './sandbox-host.j
 import { createLoopMonitor } from './loop-watch.js'
 import { checkAddress, listenError, StartupError, step } from './startup.js'
 
-// Renewals reach the database within ~0.3 s (SPEC §2.10 allows 1 s): every 250 ms, in slices of
-// 250 rows of the narrow lease table (a few ms each) with a yield between them.
-const LEASE_FLUSH_INTERVAL_MS = 250
-const LEASE_FLUSH_SLICE = 250
+// Renewals reach the database within ~0.6 s (SPEC §2.10 allows 1 s): every 500 ms, all pending
+// in one transaction when it fits the budget, else in budget-sized slices with a yield between.
+// A commit rewrites every page it touched, and renewals land all over the lease table: one commit
+// of 3,000 renewals costs ~2.5x less CPU per renewal than twelve of 250 (issue #12).
+const LEASE_FLUSH_INTERVAL_MS = 500
+const LEASE_FLUSH_SLICE = 20_000
+const LEASE_FLUSH_BUDGET_MS = 10
 const DRAIN_CUTOFF_MS = 5_000
 /** Sandbox usage is read (and OOM kills audited) this often. */
 const SANDBOX_POLL_INTERVAL_MS = 1_000
@@ -143,14 +146,16 @@ export async function start(config: Config) {
   let flushing = false
   const flushSlice = () => {
     let written: number
+    const deadline = performance.now() + LEASE_FLUSH_BUDGET_MS
+    let outOfTime = false
     try {
-      written = warden.liveness.flushLeases(LEASE_FLUSH_SLICE)
+      written = warden.liveness.flushLeases(LEASE_FLUSH_SLICE, () => (outOfTime = performance.now() >= deadline))
       failures.recovered('lease flush')
     } catch (error) {
       failures.failed('lease flush', error)
       written = 0
     }
-    if (written === LEASE_FLUSH_SLICE) setImmediate(flushSlice)
+    if (written === LEASE_FLUSH_SLICE || (outOfTime && written > 0)) setImmediate(flushSlice)
     else flushing = false
   }
   const flusher = setInterval(() => {

@@ -29,6 +29,9 @@ const BATCH = 100
  */
 const SWEEP_BATCH = 500
 
+/** Renewals written between two looks at a flush's budget. */
+const FLUSH_CHECK_EVERY = 64
+
 export function createLiveness(deps: DomainDeps, transitions: Transitions) {
   const { store, clock, contracts, sandbox, leases, signer } = deps
 
@@ -44,18 +47,31 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
     })
   }
 
-  /** Writes up to `max` pending lease renewals; how many it wrote. */
-  function flushLeases(max = 500): number {
+  /**
+   * Writes up to `max` pending lease renewals in one transaction; how many it wrote. `enough` is
+   * asked every few rows: once it says so, the rest stay pending for the next call. Each commit
+   * rewrites every page it touched, so one large commit costs far less per renewal than many small
+   * ones, and `enough` (a time budget) bounds how long it holds the event loop (SPEC §2.14).
+   */
+  function flushLeases(max = 500, enough: () => boolean = () => false): number {
     const renewals = leases.takeRenewals(max)
     if (renewals.length === 0) return 0
+    let written = 0
     try {
-      store.lazyTransaction(() => renewals.forEach(store.workers.renewLease))
+      store.lazyTransaction(() => {
+        for (const renewal of renewals) {
+          if (written % FLUSH_CHECK_EVERY === 0 && written > 0 && enough()) break
+          store.workers.renewLease(renewal)
+          written++
+        }
+      })
     } catch (error) {
       // Not written: they stay pending for the next flush (a full disk is retried, not fatal).
       leases.markPending(renewals.map((renewal) => renewal.worker_id))
       throw error
     }
-    return renewals.length
+    if (written < renewals.length) leases.markPending(renewals.slice(written).map((renewal) => renewal.worker_id))
+    return written
   }
 
   const liveness = {

@@ -5,6 +5,7 @@ import { registerRoot, type TestWarden, storeOf, leasesOf } from '../helpers/har
 import { SECOND, wardenPerTest } from './support.js'
 
 const setup = wardenPerTest({ heartbeat_timeout_seconds: 30, expiration_seconds: null })
+const setupMany = wardenPerTest({ heartbeat_timeout_seconds: 30, expiration_seconds: null, max_replicas: 500 })
 const stored = (t: TestWarden, id: string) => storeOf(t.warden).workers.get(id)!
 
 describe('lease book', () => {
@@ -18,6 +19,23 @@ describe('lease book', () => {
     expect(leasesOf(t.warden).pending).toBe(1)
     expect(t.warden.liveness.flushLeases()).toBe(1)
     expect(stored(t, id)).toMatchObject({ lease_expires_at: t.clock.now() + 30 * SECOND, last_heartbeat_at: t.clock.now() })
+    expect(leasesOf(t.warden).pending).toBe(0)
+  })
+
+  it('a flush cut short by its budget commits what it wrote and keeps the rest pending for the next', () => {
+    const t = setupMany()
+    const ids = Array.from({ length: 200 }, () => registerRoot(t.warden).id)
+    t.clock.advance(10 * SECOND)
+    for (const id of ids) t.warden.liveness.heartbeat(id)
+    const renewed = t.clock.now() + 30 * SECOND
+    let asked = 0
+    const written = t.warden.liveness.flushLeases(1000, () => ++asked >= 2)
+    expect(written).toBeGreaterThan(0)
+    expect(written).toBeLessThan(ids.length)
+    expect(ids.filter((id) => stored(t, id).lease_expires_at === renewed)).toHaveLength(written)
+    expect(leasesOf(t.warden).pending).toBe(ids.length - written)
+    expect(t.warden.liveness.flushLeases(1000)).toBe(ids.length - written)
+    expect(ids.every((id) => stored(t, id).lease_expires_at === renewed)).toBe(true)
     expect(leasesOf(t.warden).pending).toBe(0)
   })
 
