@@ -9,6 +9,7 @@ import { DomainError } from './domain/errors.js'
 import type { Warden } from './domain/index.js'
 import { createMetrics, type Metrics } from './http/metrics.js'
 import { authPlugin } from './http/plugins/auth.js'
+import { lazyChildLogger } from './http/request-logger.js'
 import { errorsPlugin, RequestValidationError, sendProblem } from './http/plugins/errors.js'
 import { consoleRoutes } from './http/plugins/console.js'
 import { swaggerPlugin } from './http/plugins/swagger.js'
@@ -81,7 +82,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { warden } = options
   const metrics = options.metrics ?? createMetrics()
   const app = Fastify({
-    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    ...(options.logger ? { loggerInstance: options.logger, childLoggerFactory: lazyChildLogger } : { logger: false }),
     bodyLimit: LIMITS.bodyBytes,
     ...(options.server
       ? {
