@@ -74,6 +74,9 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
     return written
   }
 
+  /** What every heartbeat under the current contract answers alike, worked out once. */
+  let answered = { contract: null as ReturnType<typeof contracts.current> | null, intervalSeconds: 0, leaseMs: NaN, leaseIso: '' }
+
   const liveness = {
     /**
      * The hot path: a live worker inside its lease and lifetime renews in memory only (the kill
@@ -83,14 +86,20 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
     heartbeat(workerId: string): HeartbeatResponse {
       const now = clock.now()
       const contract = contracts.current()
+      if (contract !== answered.contract) answered = { contract, intervalSeconds: heartbeatIntervalSeconds(contract), leaseMs: NaN, leaseIso: '' }
       const renew = (lease: Lease): HeartbeatResponse => {
         const leaseExpiresAt = now + contract.ms.heartbeat_timeout
         leases.renew(lease, workerId, leaseExpiresAt, now)
+        // Every heartbeat within one millisecond is answered the same lease end.
+        if (leaseExpiresAt !== answered.leaseMs) {
+          answered.leaseMs = leaseExpiresAt
+          answered.leaseIso = iso(leaseExpiresAt)
+        }
         return {
           directive: lease.status === 'quarantined' ? 'suspend' : 'continue',
-          lease_expires_at: iso(leaseExpiresAt),
+          lease_expires_at: answered.leaseIso,
           expires_at: isoOrNull(lease.expiresAt),
-          heartbeat_interval_seconds: heartbeatIntervalSeconds(contract),
+          heartbeat_interval_seconds: answered.intervalSeconds,
           heartbeat_timeout_seconds: contract.heartbeat_timeout_seconds,
         }
       }

@@ -54,6 +54,24 @@ describe('heartbeat', () => {
     expect(worker(warden, id)).toMatchObject({ lease_expires_at: clock.now() + 30 * SECOND, last_heartbeat_at: clock.now() })
   })
 
+  it('answers each heartbeat its own lease end, and the new interval and timeout once the contract changes', () => {
+    const { warden, clock } = setup({ max_replicas: 5 })
+    const a = registerRoot(warden).id
+    const b = registerRoot(warden).id
+    clock.advance(SECOND)
+    expect(warden.liveness.heartbeat(a).lease_expires_at).toBe(iso(clock.now() + 30 * SECOND))
+    expect(warden.liveness.heartbeat(b).lease_expires_at).toBe(iso(clock.now() + 30 * SECOND))
+    clock.advance(1)
+    expect(warden.liveness.heartbeat(a).lease_expires_at).toBe(iso(clock.now() + 30 * SECOND))
+    const { version: _version, updated_at: _updated, ...input } = warden.contracts.view()
+    warden.contracts.replace({ ...input, heartbeat_timeout_seconds: 90 })
+    expect(warden.liveness.heartbeat(b)).toMatchObject({
+      lease_expires_at: iso(clock.now() + 90 * SECOND),
+      heartbeat_interval_seconds: 30,
+      heartbeat_timeout_seconds: 90,
+    })
+  })
+
   it('answers suspend to a quarantined worker and still renews its lease', () => {
     const { warden, clock } = setup()
     const { id } = registerRoot(warden)
