@@ -103,6 +103,7 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
     WHERE worker_id = @worker_id AND ${LIVE_NOW}`)
   // The kill switch (SPEC §2.6): who is live, and the sweep that kills them (migration 0010).
   const liveIds = db.prepare<[], string>(`SELECT worker_id FROM workers WHERE ${LIVE_NOW}`).pluck()
+  const leaseIds = db.prepare<[], string>(`SELECT worker_id FROM leases`).pluck()
   const lastSeq = db.prepare<[], number | null>(`SELECT max(seq) FROM workers`).pluck()
   const startSweep = db.prepare(`INSERT INTO kill_sweep (id, through_seq, at, reason) VALUES (1, @through_seq, @at, @reason)`)
   const pendingSweep = db.prepare<[], { through_seq: number; at: number; reason: string }>(`SELECT through_seq, at, reason FROM kill_sweep`)
@@ -237,7 +238,12 @@ export function createWorkerRepository(db: Db, afterCommit: (callback: () => voi
      */
     killAllLive(reason: string, at: number): string[] {
       while (this.sweep(10_000) > 0);
-      const killed = liveIds.all()
+      // The ids from the narrow lease table (one row per live worker, kept so by its triggers):
+      // reading them from the workers rows costs a page per live worker where those rows are
+      // spread over the table. The stored rows decide: a count of the status index (no row read)
+      // must agree, or the ids are read from the rows after all.
+      let killed = leaseIds.all()
+      if (killed.length !== countLive.get()!.n) killed = liveIds.all()
       const throughSeq = lastSeq.get()
       if (killed.length > 0 && throughSeq !== null) startSweep.run({ through_seq: throughSeq, at, reason })
       clearLeases.run()

@@ -169,6 +169,16 @@ describe('kill switch sweep: hot flip in the transaction, cold rows after', () =
     expect(listAll(warden, 'killed')).toHaveLength(f.ids.length + 1)
   })
 
+  it('names every live worker even if the lease rows, a copy, had lost one: the stored rows decide', () => {
+    const t = setup()
+    const { warden } = t
+    const f = fleet(warden, 10, 2)
+    db(warden).prepare(`DELETE FROM leases WHERE worker_id = ?`).run(f.ids[3])
+    expect(warden.killSwitch.engage('drill').terminated).toBe(f.ids.length)
+    const [record] = auditRecords(warden, 'kill_switch_engaged')
+    expect([...(record!.data.worker_ids as string[])].sort()).toEqual([...f.ids].sort())
+  })
+
   it('a slice whose commit fails (a full disk) leaves the sweep pending, and the next turn writes it', () => {
     const t = setup()
     const { warden } = t
