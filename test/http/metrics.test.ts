@@ -1,5 +1,7 @@
 // GET /metrics as a Prometheus server and stock dashboards read it.
+import { Histogram, Registry, type Metric } from 'prom-client'
 import { afterEach, describe, expect, it } from 'vitest'
+import { RequestDurations } from '../../src/http/metrics.js'
 import { WorkerStatusSchema } from '../../src/schemas/index.js'
 import { createTestApp, registerRoot, storeOf, type TestApp } from '../helpers/harness.js'
 
@@ -56,5 +58,39 @@ describe('GET /metrics', () => {
     expect(head).toBeGreaterThan(3)
     expect(series(text, 'warden_audit_head_seq')).toBe(head)
     expect(series(text, 'warden_kill_switch_engaged')).toBe(0)
+  })
+})
+
+describe('the request duration histogram', () => {
+  it('exposes exactly what prom-client’s Histogram would for the same observations, as text and as JSON', async () => {
+    const bounds = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1]
+    const ours = new Registry()
+    const theirs = new Registry()
+    const fast = new RequestDurations('warden_http_request_duration_seconds', 'HTTP request latency by route and status', bounds)
+    ours.registerMetric(fast as unknown as Metric)
+    const reference = new Histogram({
+      name: 'warden_http_request_duration_seconds',
+      help: 'HTTP request latency by route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: bounds,
+      registers: [theirs],
+    })
+    const observations: Array<[string, string, number, number]> = [
+      ['POST', '/v1/workers/:id/heartbeat', 200, 0.0004],
+      ['POST', '/v1/workers/:id/heartbeat', 200, 0.001], // on a bound: counted in it
+      ['POST', '/v1/workers/:id/heartbeat', 200, 0.0031],
+      ['POST', '/v1/workers/:id/heartbeat', 410, 0.02],
+      ['GET', '/v1/workers', 200, 3.5], // above every bound: only +Inf
+      ['GET', 'unmatched', 404, 0],
+    ]
+    for (const [method, route, status, seconds] of observations) {
+      fast.observe(method, route, status, seconds)
+      reference.observe({ method, route, status: String(status) }, seconds)
+    }
+    expect(await ours.metrics()).toBe(await theirs.metrics())
+    expect(await ours.getMetricsAsJSON()).toEqual(await theirs.getMetricsAsJSON())
+    fast.reset()
+    reference.reset()
+    expect(await ours.metrics()).toBe(await theirs.metrics())
   })
 })
