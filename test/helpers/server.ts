@@ -40,7 +40,9 @@ export interface StartOptions {
  * Only this process is ever signalled, by its own PID.
  */
 export function startServer(options: StartOptions = {}): Promise<ServerProcess> {
-  const dbFile = options.dbFile ?? tempDbFile().file
+  // A folder of its own unless given one; removed here if the server never comes up.
+  const temp = options.dbFile === undefined ? tempDbFile() : undefined
+  const dbFile = options.dbFile ?? temp!.file
   const timeoutMs = options.timeoutMs ?? 30_000
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'server.ts')], {
     cwd: ROOT,
@@ -59,7 +61,9 @@ export function startServer(options: StartOptions = {}): Promise<ServerProcess> 
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const logs: string[] = []
-  const exited = new Promise<Exit>((done) => child.once('exit', (code, signal) => done({ code, signal })))
+  // Gone, with its last log lines read: 'close' comes once stdout and stderr ended too ('exit'
+  // may come first, and a test reading its final line then raced the pipe).
+  const exited = new Promise<Exit>((done) => child.once('close', (code, signal) => done({ code, signal })))
   for (const stream of [child.stdout!, child.stderr!]) {
     createInterface({ input: stream }).on('line', (line) => logs.push(line))
   }
@@ -69,13 +73,17 @@ export function startServer(options: StartOptions = {}): Promise<ServerProcess> 
       child.kill('SIGKILL')
       reject(new Error(`server did not start within ${timeoutMs} ms:\n${logs.join('\n')}`))
     }, timeoutMs)
+    let listening = false
     void exited.then(({ code, signal }) => {
+      if (listening) return
       clearTimeout(timer)
+      temp?.cleanup()
       reject(new Error(`server exited before listening (code ${code}, signal ${signal}):\n${logs.join('\n')}`))
     })
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const match = /Warden listening on ((?:http:\/\/|unix:)[^;]+);/.exec(line)
       if (!match) return
+      listening = true
       clearTimeout(timer)
       const operatorToken =
         options.env?.WARDEN_OPERATOR_TOKEN ?? readFileSync(join(dbFile, '..', 'operator-token'), 'utf8').trim()
