@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { Lease } from '../../src/client/client.js'
 import { auditLog } from '../helpers/calls.js'
 import { contract, range, waitFor } from '../helpers/fixtures.js'
-import { createServerTracker, startServer } from '../helpers/server.js'
+import { createServerTracker } from '../helpers/server.js'
 
 const servers = createServerTracker()
 afterEach(() => servers.cleanup())
@@ -56,19 +56,11 @@ describe('restart keeps the leases workers had left (SPEC §2.7)', () => {
 describe('one process per database file (SPEC §4)', () => {
   it('makes a second server on the same file exit non-zero saying the database is in use, and leaves the first one serving', async () => {
     const { server, client } = await servers.start()
-    const error = await startServer({ dbFile: server.dbFile }).then(
-      (second) => {
-        servers.track(second)
-        return undefined
-      },
-      (failure: Error) => failure,
-    )
-    expect(error, 'the second server must not start').toBeInstanceOf(Error)
-    const exit = /exited before listening \(code (\d+|null), signal (\w+)\)/.exec(error!.message)
-    expect(exit, error!.message).not.toBeNull()
-    expect(exit![1]).not.toBe('0')
-    expect(exit![1]).not.toBe('null')
-    expect(error!.message).toMatch(/database .*warden\.db is already in use by another Warden process/)
+    const error = await servers.failToStart({ dbFile: server.dbFile })
+    expect(error.exit, error.message).not.toBeNull()
+    expect(error.exit!.code, error.message).not.toBe(0)
+    expect(error.exit!.code, error.message).not.toBeNull()
+    expect(error.message).toMatch(/database .*warden\.db is already in use by another Warden process/)
 
     expect(await client.ready()).toMatchObject({ status: 'ready' })
     await client.issueManifest()

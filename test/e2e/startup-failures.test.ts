@@ -1,16 +1,14 @@
 // SPEC §7: start-up failures print one line naming the cause and the fix, and exit with status 2
 // (no stack trace, and no "controller started" for a start that cannot happen). Each is caused
 // for real: a read-only mount, a missing or broken contract file, a port held by another socket.
-import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createServerTracker } from '../helpers/server.js'
 import { mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js'
 
-const ROOT = resolve(import.meta.dirname, '..', '..')
 const servers = createServerTracker()
 const cleanups: Array<() => void> = []
 const disks: Tmpfs[] = []
@@ -30,22 +28,9 @@ const tempDir = () => {
 const SECRETS = { WARDEN_OPERATOR_TOKEN: 'startup-test-operator-token', WARDEN_SIGNING_KEY: 'startup-test-signing-key-0123456789abcdef' }
 
 /** Runs the server to its end (it must not start), bounded; its exit status and every line it printed. */
-function runToExit(env: Record<string, string>): Promise<{ code: number | null; lines: string[] }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src', 'server.ts')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', WARDEN_HOST: '127.0.0.1', WARDEN_PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  child.stdout.on('data', (chunk) => (out += chunk))
-  child.stderr.on('data', (chunk) => (out += chunk))
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-  return new Promise((done) =>
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      done({ code, lines: out.split('\n').filter((line) => line.trim() !== '') })
-    }),
-  )
+async function runToExit(env: Record<string, string>): Promise<{ code: number | null; lines: string[] }> {
+  const failure = await servers.failToStart({ env, timeoutMs: 20_000 })
+  return { code: failure.exit?.code ?? null, lines: failure.logs.filter((line) => line.trim() !== '') }
 }
 
 /** The one line a failed start must print: cause and fix, no stack. */

@@ -27,6 +27,18 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<Exit>
 }
 
+/** A start that never reached "listening": how the process ended (null: it timed out) and what it printed. */
+export class StartFailure extends Error {
+  constructor(
+    message: string,
+    readonly exit: Exit | null,
+    readonly logs: string[],
+  ) {
+    super(message)
+    this.name = 'StartFailure'
+  }
+}
+
 export interface StartOptions {
   /** A database to open again (a restart); a fresh temp folder when omitted. */
   dbFile?: string | undefined
@@ -71,14 +83,14 @@ export function startServer(options: StartOptions = {}): Promise<ServerProcess> 
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`server did not start within ${timeoutMs} ms:\n${logs.join('\n')}`))
+      reject(new StartFailure(`server did not start within ${timeoutMs} ms:\n${logs.join('\n')}`, null, logs))
     }, timeoutMs)
     let listening = false
     void exited.then(({ code, signal }) => {
       if (listening) return
       clearTimeout(timer)
       temp?.cleanup()
-      reject(new Error(`server exited before listening (code ${code}, signal ${signal}):\n${logs.join('\n')}`))
+      reject(new StartFailure(`server exited before listening (code ${code}, signal ${signal}):\n${logs.join('\n')}`, { code, signal }, logs))
     })
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const match = /Warden listening on ((?:http:\/\/|unix:)[^;]+);/.exec(line)
@@ -146,7 +158,9 @@ export interface ServerTracker {
   start(options?: StartOptions & { connections?: number }): Promise<Running>
   /** An operator client (or, with `token`, anyone's) of `server`, closed at cleanup. */
   client(server: Pick<ServerProcess, 'url' | 'operatorToken'>, options?: { connections?: number; token?: string }): WardenClient
-  /** Records a process started elsewhere (a start expected to fail, say) so cleanup stops it too. */
+  /** A start that must fail: how it failed. One that comes up anyway is tracked and fails the test. */
+  failToStart(options?: StartOptions): Promise<StartFailure>
+  /** Records a process started elsewhere so cleanup stops it too. */
   track(server: ServerProcess): void
   /** Stops every process (SIGKILL, by its PID), closes every client, removes the temp folders. */
   cleanup(): Promise<void>
@@ -167,6 +181,15 @@ export function createServerTracker(): ServerTracker {
       const client = testClient(server.url, token ?? server.operatorToken, options)
       clients.push(client)
       return client
+    },
+    async failToStart(options = {}) {
+      const started = await startServer(options).catch((failure: unknown) => {
+        if (failure instanceof StartFailure) return failure
+        throw failure
+      })
+      if (started instanceof StartFailure) return started
+      tracker.track(started)
+      throw new Error(`the server started (${started.url}) where it had to fail`)
     },
     track(server) {
       servers.push(server)
