@@ -2,10 +2,14 @@
 // of the issue's flood against a real server: 16 parallel loops posting well-formed manifests with
 // a made-up key_id, and forged copies of a victim's manifest. None adds an audit record of its own,
 // none lands in the victim's trail; one registrations_rejected summary per address carries the counts.
+// Half the posts are what an attacker sends by hand (no Idempotency-Key), half what the project's
+// client sends (a fresh key each): a keyed forgery must not leave a key record either.
 import { randomBytes } from 'node:crypto'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { auditLog, outcome } from '../helpers/calls.js'
 import { range } from '../helpers/fixtures.js'
+import { rawRequest } from '../helpers/raw-http.js'
 import { createServerTracker } from '../helpers/server.js'
 
 const servers = createServerTracker()
@@ -30,8 +34,13 @@ describe('a flood of manifests failing verification (SPEC §7)', () => {
             loop % 2 === 0
               ? { ...victim, key_id: `k1-${randomBytes(8).toString('hex')}` } // unknown key
               : { ...victim, signature: randomBytes(32).toString('hex') } // forged copy naming the victim
-          const answer = await outcome(first.client.register(manifest))
-          codes.push(`${answer.status} ${answer.code}`)
+          if (i % 2 === 0) {
+            const answer = await rawRequest(first.server.url, 'POST', '/v1/workers', { body: manifest })
+            codes.push(`${answer.status} ${answer.body.code}`)
+          } else {
+            const answer = await outcome(first.client.register(manifest))
+            codes.push(`${answer.status} ${answer.code}`)
+          }
         }
         return codes
       }),
@@ -48,6 +57,19 @@ describe('a flood of manifests failing verification (SPEC §7)', () => {
 
     // The summary is written once a minute, and at a graceful close.
     await first.server.kill('SIGTERM')
+    // Nor any Idempotency-Key record (read once the server, which holds the file exclusively, is
+    // gone): a forgery establishes no caller to keep a key for.
+    const db = new Database(first.server.dbFile, { readonly: true, fileMustExist: true })
+    try {
+      // The only keys: the operator's issue of the victim and the victim's own registration.
+      const keys = db.prepare(`SELECT caller, status FROM idempotency_keys ORDER BY caller`).all()
+      expect(keys).toEqual([
+        { caller: `manifest:${victim.worker_id}`, status: 201 },
+        { caller: 'operator', status: 201 },
+      ])
+    } finally {
+      db.close()
+    }
     const second = await servers.start({ dbFile: first.server.dbFile })
     const summaries = await auditLog(second.client, { type: 'registrations_rejected' })
     expect(summaries).toHaveLength(1)
