@@ -66,8 +66,21 @@ function invalidBody(message: string): Error {
   return Object.assign(new Error(message), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' })
 }
 
+/**
+ * Whether `text` has at most `limit` opening brackets: a value nested `limit` deep needs one more,
+ * so such a body (every heartbeat's) needs no walk. Brackets inside strings only count extra.
+ */
+export function fewBrackets(text: string, limit: number): boolean {
+  let open = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if ((c === 0x7b || c === 0x5b) && ++open > limit) return false
+  }
+  return true
+}
+
 /** The path of the first value nested deeper than `limit`, found without recursion. */
-function nestedBeyond(root: object, limit: number): string | null {
+export function nestedBeyond(root: object, limit: number): string | null {
   const stack: Array<{ value: unknown; depth: number; path: string }> = [{ value: root, depth: 0, path: 'body' }]
   while (stack.length > 0) {
     const { value, depth, path } = stack.pop()!
@@ -128,7 +141,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       return done(invalidBody(`body is not valid JSON: ${(error as Error).message}`), undefined)
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return done(invalidBody('body must be a JSON object'), undefined)
-    const tooDeep = nestedBeyond(value, LIMITS.jsonDepth)
+    const tooDeep = fewBrackets(text, LIMITS.jsonDepth) ? null : nestedBeyond(value, LIMITS.jsonDepth)
     if (tooDeep !== null) return done(invalidBody(`${tooDeep} is nested deeper than ${LIMITS.jsonDepth} levels`), undefined)
     done(null, value)
   })
