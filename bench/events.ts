@@ -3,10 +3,10 @@
 // time in Debian's Chromium with 10,000 workers. The compiled server (what `npm start` runs) on
 // 127.0.0.1, a fresh database under data/, removed at the end.
 //
-//   npx tsx bench/events.ts [--quick] [--no-build]
+//   npx tsx bench/events.ts [--quick] [--no-build] [--only delivery|latency|console] [--profile]
 //
 // Prints a Markdown table and writes bench/results/events.json.
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
@@ -22,7 +22,8 @@ import { createSigner } from '../src/domain/signing.js'
 import { openDatabase } from '../src/store/db.js'
 import { createStore } from '../src/store/index.js'
 import { storeHooks } from '../src/domain/store-hooks.js'
-import { killAllStartedSync, stopProcess } from './lib/proc.js'
+import { summarizeProfile, type ProfileSummary } from './lib/profile.js'
+import { cpuSeconds, killAllStartedSync, stopProcess } from './lib/proc.js'
 import { percentile, Samples } from './lib/stats.js'
 import { benchContract, buildServer, newSecrets, ROOT, startWarden, type WardenServer } from './lib/warden.js'
 
@@ -32,7 +33,14 @@ const now = () => performance.timeOrigin + performance.now()
 export interface EventsBenchOptions {
   quick?: boolean
   build?: boolean
+  /** Run one part only (the others' results are empty): the loop for work on one of them. */
+  only?: EventsPart
+  /** V8 CPU profile of the server process (its whole life), summarized into the result. */
+  profile?: boolean
 }
+
+export const EVENTS_PARTS = ['delivery', 'latency', 'console'] as const
+export type EventsPart = (typeof EVENTS_PARTS)[number]
 
 interface Subscriber {
   received: Map<number, number>
@@ -146,28 +154,50 @@ async function measureDelivery(work: string, decisions: number, subscribers: num
   }
 }
 
+/** CPU seconds used over `run` by the server, by this (the measuring) process, and its wall time. */
+async function withCpu<T>(serverPid: number, run: () => Promise<T>) {
+  const server0 = cpuSeconds(serverPid)
+  const self0 = process.cpuUsage()
+  const wall0 = now()
+  const result = await run()
+  const self = process.cpuUsage(self0)
+  return { result, cpu: { wall_s: (now() - wall0) / 1000, server_s: cpuSeconds(serverPid) - server0, bench_s: (self.user + self.system) / 1e6 } }
+}
+
 /**
  * The decision path's cost of fan-out, with the server in its own process (as deployed):
- * POST /v1/manifests latency with no subscriber, then with `subscribers` connected.
+ * POST /v1/manifests latency with no subscriber, then with `subscribers` connected, each of which
+ * must receive every record committed while it was connected, in order, none twice.
  */
 async function measureDecisionCost(server: WardenServer, decisions: number, subscribers: number, concurrency: number) {
   const pool = new Pool(server.url, { connections: concurrency })
   try {
     await decide(pool, server.operatorToken, 50, concurrency) // warm-up
-    const baseline = await decide(pool, server.operatorToken, decisions, concurrency)
+    const baseline = await withCpu(server.proc.pid, () => decide(pool, server.operatorToken, decisions, concurrency))
     const readers = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'lib', 'subscribers.ts'), server.url, server.operatorToken, String(subscribers)], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'inherit'],
     })
     const lines = createInterface({ input: readers.stdout! })[Symbol.asyncIterator]()
     if ((await lines.next()).value !== 'ready') throw new Error('the subscriber process did not start')
-    const loaded = await decide(pool, server.operatorToken, decisions, concurrency)
+    const loaded = await withCpu(server.proc.pid, () => decide(pool, server.operatorToken, decisions, concurrency))
     await new Promise((r) => setTimeout(r, 500))
     readers.stdin!.write('count\n')
-    const delivered = Number(String((await lines.next()).value).replace('min ', ''))
+    const report = JSON.parse(String((await lines.next()).value)) as { min: number; max: number; disordered: number; cpu_seconds: number }
     await new Promise((done) => readers.once('exit', done))
-    if (delivered < decisions) throw new Error(`a subscriber received ${delivered} of ${decisions} records`)
-    return { decisions, subscribers, concurrency, delivered_to_each_at_least: delivered, decision_ms_0_subscribers: stat(baseline), decision_ms_with_subscribers: stat(loaded) }
+    if (report.min < decisions) throw new Error(`a subscriber received ${report.min} of ${decisions} records`)
+    if (report.disordered > 0) throw new Error(`${report.disordered} records arrived out of order, repeated or after a gap`)
+    return {
+      decisions,
+      subscribers,
+      concurrency,
+      delivered_to_each_at_least: report.min,
+      decision_ms_0_subscribers: stat(baseline.result),
+      decision_ms_with_subscribers: stat(loaded.result),
+      cpu_0_subscribers: baseline.cpu,
+      // The subscriber process's CPU covers the loaded run and the 500 ms after it.
+      cpu_with_subscribers: { ...loaded.cpu, subscribers_s: report.cpu_seconds },
+    }
   } finally {
     await pool.destroy()
   }
@@ -251,19 +281,27 @@ export async function runEventsBench(options: EventsBenchOptions = {}) {
   const secrets = newSecrets()
   const contractFile = join(work, 'contract.json')
   writeFileSync(contractFile, JSON.stringify({ ...benchContract(3600), max_depth: 16 }))
+  const runs = (part: EventsPart) => options.only === undefined || options.only === part
   let server: WardenServer | undefined
   try {
-    const delivery = [
-      await measureDelivery(work, quick ? 200 : 1000, 100, 1),
-      await measureDelivery(work, quick ? 200 : 1000, 100, 4),
-    ]
+    const delivery = runs('delivery') ? [await measureDelivery(work, quick ? 200 : 1000, 100, 1), await measureDelivery(work, quick ? 200 : 1000, 100, 4)] : []
     const dbFile = join(work, 'fleet.db')
     const fleet = seedFleet(dbFile, quick ? 2000 : 10_000, 20, 4)
-    server = await startWarden({ dbFile, ...secrets, contractFile })
-    const cost = [await measureDecisionCost(server, quick ? 200 : 500, 100, 1), await measureDecisionCost(server, quick ? 200 : 500, 100, 4)]
+    const profileDir = join(ROOT, 'bench', 'results', 'profile', 'events')
+    if (options.profile) rmSync(profileDir, { recursive: true, force: true })
+    server = await startWarden({ dbFile, ...secrets, contractFile, nodeFlags: options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] })
+    const cost = runs('latency') ? [await measureDecisionCost(server, quick ? 200 : 500, 100, 1), await measureDecisionCost(server, quick ? 200 : 500, 100, 4)] : []
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true })
-    const console = await measureConsole(server, fleet.sample, join(ROOT, 'bench', 'results', 'console-10k.png'))
-    return { delivery, cost, fleet, console }
+    const console = runs('console') ? await measureConsole(server, fleet.sample, join(ROOT, 'bench', 'results', 'console-10k.png')) : null
+    let profile: ProfileSummary | null = null
+    if (options.profile) {
+      await server.api.close()
+      await stopProcess(server.proc)
+      server = undefined
+      const file = readdirSync(profileDir).find((entry) => entry.endsWith('.cpuprofile'))
+      if (file) profile = summarizeProfile(join(profileDir, file), ROOT, 30)
+    }
+    return { delivery, cost, fleet, console, profile }
   } finally {
     if (server) {
       await server.api.close()
@@ -282,13 +320,16 @@ function table(result: Awaited<ReturnType<typeof runEventsBench>>): string {
       `| Event delivery, commit → each of ${d.subscribers} subscribers, decisions ${d.concurrency} at a time, p50 / p99 / max | ${ms(d.delivery_ms.p50)} / ${ms(d.delivery_ms.p99)} / ${ms(d.delivery_ms.max)} (${d.deliveries} deliveries, ${d.missing} missing) |`,
     )
   }
+  const s = (v: number) => `${v.toFixed(2)} s`
   for (const d of result.cost) {
+    const [a, b] = [d.cpu_0_subscribers, d.cpu_with_subscribers]
     rows.push(
-      `| Decision latency (POST /v1/manifests, ${d.concurrency} at a time, server process), 0 → ${d.subscribers} subscribers, p50 / p99 | ${ms(d.decision_ms_0_subscribers.p50)} / ${ms(d.decision_ms_0_subscribers.p99)} → ${ms(d.decision_ms_with_subscribers.p50)} / ${ms(d.decision_ms_with_subscribers.p99)} |`,
+      `| Decision latency (POST /v1/manifests, ${d.concurrency} at a time, server process), 0 → ${d.subscribers} subscribers, p50 / p99 | ${ms(d.decision_ms_0_subscribers.p50)} / ${ms(d.decision_ms_0_subscribers.p99)} → ${ms(d.decision_ms_with_subscribers.p50)} / ${ms(d.decision_ms_with_subscribers.p99)} (${(d.decision_ms_with_subscribers.p50 / d.decision_ms_0_subscribers.p50).toFixed(2)}×) |`,
+      `| CPU over those runs (wall; server, measuring process, subscriber process), 0 → ${d.subscribers} subscribers | ${s(a.wall_s)}; ${s(a.server_s)}, ${s(a.bench_s)} → ${s(b.wall_s)}; ${s(b.server_s)}, ${s(b.bench_s)}, ${s(b.subscribers_s)} |`,
     )
   }
-  rows.push(
-    `| Fleet seeded (lineage of 20 roots, fan-out 4) | ${fleet.workers} workers in ${fleet.seconds.toFixed(1)} s |`,
+  rows.push(`| Fleet seeded (lineage of 20 roots, fan-out 4) | ${fleet.workers} workers in ${fleet.seconds.toFixed(1)} s |`)
+  if (c !== null) rows.push(
     `| Console, sign-in → first tree row (${fleet.workers} workers) | ${ms(c.first_row_ms)} |`,
     `| Console, fully loaded (workers, audit tail, contract) | ${ms(c.app_loaded_ms)} |`,
     `| Console, tree rows in the DOM / all DOM nodes | ${c.tree_rows_in_dom} / ${c.dom_nodes} |`,
@@ -296,6 +337,13 @@ function table(result: Awaited<ReturnType<typeof runEventsBench>>): string {
     `| Console, worker registered → shown in the tree | ${ms(c.new_worker_shown_ms)} |`,
     `| Console JS heap | ${c.js_heap_mb.toFixed(1)} MB |`,
   )
+  if (result.profile !== null) {
+    const p = result.profile
+    rows.push('', `Server CPU profile (${p.file}): busy ${p.busyMs.toFixed(0)} ms, idle ${p.idleMs.toFixed(0)} ms`, '')
+    for (const h of p.top) rows.push(`- ${h.busyPercent.toFixed(1)}% ${h.name}`)
+    rows.push('', 'By package:')
+    for (const h of p.byPackage) rows.push(`- ${h.busyPercent.toFixed(1)}% ${h.name}`)
+  }
   return rows.join('\n')
 }
 
@@ -306,7 +354,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   })
   const args = process.argv.slice(2)
   try {
-    const result = await runEventsBench({ quick: args.includes('--quick'), build: !args.includes('--no-build') })
+    const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
+    if (only !== undefined && !(EVENTS_PARTS as readonly string[]).includes(only)) throw new Error(`--only takes one of ${EVENTS_PARTS.join(', ')}, got ${only}`)
+    const result = await runEventsBench({ quick: args.includes('--quick'), build: !args.includes('--no-build'), only: only as EventsPart | undefined, profile: args.includes('--profile') })
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true })
     writeFileSync(join(ROOT, 'bench', 'results', 'events.json'), JSON.stringify(result, null, 2) + '\n')
     console.log(table(result))

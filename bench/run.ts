@@ -789,7 +789,7 @@ async function eventsPhase() {
     })
   }
   targets.push({ name: 'decision latency with 100 subscribers / without (p50)', measured: worstCost, unit: '×', target: '≤ 1.1×', met: worstCost <= 1.1 })
-  rows.push({ measurement: `Console, sign-in → first tree row (${int(r.fleet.workers)} workers)`, result: ms(r.console.first_row_ms), target: '', status: 'info' })
+  if (r.console !== null) rows.push({ measurement: `Console, sign-in → first tree row (${int(r.fleet.workers)} workers)`, result: ms(r.console.first_row_ms), target: '', status: 'info' })
   return r
 }
 
