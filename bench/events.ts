@@ -4,6 +4,7 @@
 // 127.0.0.1, a fresh database under data/, removed at the end.
 //
 //   npx tsx bench/events.ts [--quick] [--no-build] [--only delivery|latency|console] [--profile]
+//     [--decisions N --rounds R]   (decision latency: N per side, in R alternating rounds; default 500, 5)
 //
 // Prints a Markdown table and writes bench/results/events.json.
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -37,6 +38,9 @@ export interface EventsBenchOptions {
   only?: EventsPart
   /** V8 CPU profile of the server process (its whole life), summarized into the result. */
   profile?: boolean
+  /** Decision latency: decisions per side (with and without subscribers) and alternating rounds. */
+  decisions?: number
+  rounds?: number
 }
 
 export const EVENTS_PARTS = ['delivery', 'latency', 'console'] as const
@@ -166,39 +170,82 @@ async function withCpu<T>(serverPid: number, run: () => Promise<T>) {
 
 /**
  * The decision path's cost of fan-out, with the server in its own process (as deployed):
- * POST /v1/manifests latency with no subscriber, then with `subscribers` connected, each of which
- * must receive every record committed while it was connected, in order, none twice.
+ * POST /v1/manifests latency with no subscriber and with `subscribers` connected, in alternating
+ * rounds (the machine is shared: a neighbour's burst or a slow disk then weighs on both sides
+ * alike), each round of `decisions / rounds`. Every subscriber must receive every record
+ * committed while it was connected, in order, none twice.
  */
-async function measureDecisionCost(server: WardenServer, decisions: number, subscribers: number, concurrency: number) {
+async function measureDecisionCost(server: WardenServer, decisions: number, subscribers: number, concurrency: number, rounds: number) {
   const pool = new Pool(server.url, { connections: concurrency })
-  try {
-    await decide(pool, server.operatorToken, 50, concurrency) // warm-up
-    const baseline = await withCpu(server.proc.pid, () => decide(pool, server.operatorToken, decisions, concurrency))
-    const readers = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'lib', 'subscribers.ts'), server.url, server.operatorToken, String(subscribers)], {
-      cwd: ROOT,
-      stdio: ['pipe', 'pipe', 'inherit'],
-    })
-    const lines = createInterface({ input: readers.stdout! })[Symbol.asyncIterator]()
-    if ((await lines.next()).value !== 'ready') throw new Error('the subscriber process did not start')
-    const loaded = await withCpu(server.proc.pid, () => decide(pool, server.operatorToken, decisions, concurrency))
-    await new Promise((r) => setTimeout(r, 500))
-    readers.stdin!.write('count\n')
-    const report = JSON.parse(String((await lines.next()).value)) as { min: number; max: number; disordered: number; cpu_seconds: number }
-    await new Promise((done) => readers.once('exit', done))
-    if (report.min < decisions) throw new Error(`a subscriber received ${report.min} of ${decisions} records`)
+  const readers = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'lib', 'subscribers.ts'), server.url, server.operatorToken, String(subscribers)], {
+    cwd: ROOT,
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  const lines = createInterface({ input: readers.stdout! })[Symbol.asyncIterator]()
+  const command = async (line: string) => {
+    readers.stdin!.write(`${line}\n`)
+    const { value, done } = await lines.next()
+    if (done) throw new Error(`the subscriber process ended (after "${line}")`)
+    return String(value)
+  }
+  const perRound = Math.ceil(decisions / rounds)
+  const withReaders = async (count: number) => {
+    if ((await command('connect')) !== 'ready') throw new Error('the subscribers did not connect')
+    const run = await withCpu(server.proc.pid, () => decide(pool, server.operatorToken, count, concurrency))
+    const report = JSON.parse(await command(`disconnect ${count}`)) as { min: number; max: number; disordered: number; cpu_seconds: number }
+    if (report.min < count) throw new Error(`a subscriber received ${report.min} of ${count} records`)
     if (report.disordered > 0) throw new Error(`${report.disordered} records arrived out of order, repeated or after a gap`)
+    // Let the server see the streams close before a run without them.
+    await new Promise((r) => setTimeout(r, 200))
+    return { ...run, report }
+  }
+  try {
+    // Warm both paths (JIT, the hub's fan-out) before anything is measured.
+    await decide(pool, server.operatorToken, 50, concurrency)
+    await withReaders(50)
+    const baseline = new Samples()
+    const loaded = new Samples()
+    const cpu0 = { wall_s: 0, server_s: 0, bench_s: 0 }
+    const cpu1 = { wall_s: 0, server_s: 0, bench_s: 0, subscribers_s: 0 }
+    const add = (to: Record<string, number>, from: Record<string, number>) => {
+      for (const key of Object.keys(to)) to[key]! += from[key] ?? 0
+    }
+    const roundRatios: number[] = []
+    let leastDelivered = Infinity
+    for (let round = 0; round < rounds; round++) {
+      let without: Float64Array | undefined
+      let withSubs: Float64Array | undefined
+      // Round r starts with the other side each time.
+      for (const side of round % 2 === 0 ? ['without', 'with'] : ['with', 'without']) {
+        if (side === 'without') {
+          const run = await withCpu(server.proc.pid, () => decide(pool, server.operatorToken, perRound, concurrency))
+          without = run.result
+          add(cpu0, run.cpu)
+        } else {
+          const run = await withReaders(perRound)
+          withSubs = run.result
+          add(cpu1, { ...run.cpu, subscribers_s: run.report.cpu_seconds })
+          leastDelivered = Math.min(leastDelivered, run.report.min)
+        }
+      }
+      for (const v of without!) baseline.push(v)
+      for (const v of withSubs!) loaded.push(v)
+      roundRatios.push(percentile(withSubs!, 50) / percentile(without!, 50))
+    }
     return {
-      decisions,
+      decisions: perRound * rounds,
+      rounds,
       subscribers,
       concurrency,
-      delivered_to_each_at_least: report.min,
-      decision_ms_0_subscribers: stat(baseline.result),
-      decision_ms_with_subscribers: stat(loaded.result),
-      cpu_0_subscribers: baseline.cpu,
-      // The subscriber process's CPU covers the loaded run and the 500 ms after it.
-      cpu_with_subscribers: { ...loaded.cpu, subscribers_s: report.cpu_seconds },
+      delivered_to_each_at_least: leastDelivered,
+      decision_ms_0_subscribers: stat(baseline.sorted()),
+      decision_ms_with_subscribers: stat(loaded.sorted()),
+      round_ratios_p50: roundRatios,
+      cpu_0_subscribers: cpu0,
+      cpu_with_subscribers: cpu1,
     }
   } finally {
+    readers.stdin!.end('exit\n')
     await pool.destroy()
   }
 }
@@ -290,7 +337,10 @@ export async function runEventsBench(options: EventsBenchOptions = {}) {
     const profileDir = join(ROOT, 'bench', 'results', 'profile', 'events')
     if (options.profile) rmSync(profileDir, { recursive: true, force: true })
     server = await startWarden({ dbFile, ...secrets, contractFile, nodeFlags: options.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [] })
-    const cost = runs('latency') ? [await measureDecisionCost(server, quick ? 200 : 500, 100, 1), await measureDecisionCost(server, quick ? 200 : 500, 100, 4)] : []
+    const decisions = options.decisions ?? (quick ? 200 : 500)
+    const rounds = options.rounds ?? (quick ? 4 : 5)
+    const cost = []
+    if (runs('latency')) for (const concurrency of [1, 4]) cost.push(await measureDecisionCost(server, decisions, 100, concurrency, rounds))
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true })
     const console = runs('console') ? await measureConsole(server, fleet.sample, join(ROOT, 'bench', 'results', 'console-10k.png')) : null
     let profile: ProfileSummary | null = null
@@ -324,7 +374,7 @@ function table(result: Awaited<ReturnType<typeof runEventsBench>>): string {
   for (const d of result.cost) {
     const [a, b] = [d.cpu_0_subscribers, d.cpu_with_subscribers]
     rows.push(
-      `| Decision latency (POST /v1/manifests, ${d.concurrency} at a time, server process), 0 → ${d.subscribers} subscribers, p50 / p99 | ${ms(d.decision_ms_0_subscribers.p50)} / ${ms(d.decision_ms_0_subscribers.p99)} → ${ms(d.decision_ms_with_subscribers.p50)} / ${ms(d.decision_ms_with_subscribers.p99)} (${(d.decision_ms_with_subscribers.p50 / d.decision_ms_0_subscribers.p50).toFixed(2)}×) |`,
+      `| Decision latency (POST /v1/manifests, ${d.concurrency} at a time, server process), 0 → ${d.subscribers} subscribers, p50 / p99 | ${ms(d.decision_ms_0_subscribers.p50)} / ${ms(d.decision_ms_0_subscribers.p99)} → ${ms(d.decision_ms_with_subscribers.p50)} / ${ms(d.decision_ms_with_subscribers.p99)} (${(d.decision_ms_with_subscribers.p50 / d.decision_ms_0_subscribers.p50).toFixed(2)}×; ${d.rounds} alternating rounds of ${d.decisions / d.rounds}, per round ${d.round_ratios_p50.map((r) => r.toFixed(2)).join(' ')}) |`,
       `| CPU over those runs (wall; server, measuring process, subscriber process), 0 → ${d.subscribers} subscribers | ${s(a.wall_s)}; ${s(a.server_s)}, ${s(a.bench_s)} → ${s(b.wall_s)}; ${s(b.server_s)}, ${s(b.bench_s)}, ${s(b.subscribers_s)} |`,
     )
   }
@@ -356,7 +406,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   try {
     const only = args.includes('--only') ? args[args.indexOf('--only') + 1] : undefined
     if (only !== undefined && !(EVENTS_PARTS as readonly string[]).includes(only)) throw new Error(`--only takes one of ${EVENTS_PARTS.join(', ')}, got ${only}`)
-    const result = await runEventsBench({ quick: args.includes('--quick'), build: !args.includes('--no-build'), only: only as EventsPart | undefined, profile: args.includes('--profile') })
+    const result = await runEventsBench({ quick: args.includes('--quick'), build: !args.includes('--no-build'), only: only as EventsPart | undefined, profile: args.includes('--profile'),
+      decisions: args.includes('--decisions') ? Number(args[args.indexOf('--decisions') + 1]) : undefined,
+      rounds: args.includes('--rounds') ? Number(args[args.indexOf('--rounds') + 1]) : undefined,
+    })
     mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true })
     writeFileSync(join(ROOT, 'bench', 'results', 'events.json'), JSON.stringify(result, null, 2) + '\n')
     console.log(table(result))
