@@ -2,10 +2,10 @@
 // ("the head moved"); the hub then reads the durable log after the lowest subscriber cursor in
 // small slices and writes it. One read and one frame per record serve every subscriber, nothing
 // is buffered here that the log does not already hold, and a subscriber's cursor is the only
-// thing a resume needs. The fan-out stays off the decisions' path: notices are coalesced into at
-// most one round per few ms (one write per subscriber carries every record since the last), and a
-// round yields to the event loop every ~2 ms, so however many subscribers there are, no request
-// waits behind more than that (SPEC §2.14).
+// thing a resume needs. A round writes each subscriber once, carrying every record since its
+// cursor (notices that arrive while a round runs join the next one; `batchMs` can space rounds
+// further apart), and yields to the event loop every ~2 ms, so however many subscribers and
+// records there are, no request waits behind more than that (SPEC §2.14).
 import type { AuditRecord } from '../schemas/index.js'
 
 /** Where a subscriber's bytes go: an http.ServerResponse fits. */
@@ -61,7 +61,7 @@ export const DEFAULT_KEEP_ALIVE_MS = 15_000
 export const DEFAULT_STALL_MS = 10_000
 export const DEFAULT_BUFFER_BYTES = 512 * 1024
 const DEFAULT_SLICE = 256
-const DEFAULT_BATCH_MS = 5
+const DEFAULT_BATCH_MS = 0
 const DEFAULT_TURN_BUDGET_MS = 2
 /** A write to one subscriber carries about this many characters at most (more only for one larger frame). */
 const MAX_WRITE_CHARS = 64 * 1024
@@ -254,8 +254,8 @@ export function createEventHub(options: EventHubOptions) {
 
   /**
    * Coalesces notices: a round starts no sooner than `batchMs` after the last one ended (at once
-   * when the hub has been idle that long), so under a stream of decisions a round carries several records in one write per
-   * subscriber instead of one write per record per subscriber.
+   * when the hub has been idle that long; by default right after it), so under a stream of
+   * decisions a round carries several records in one write per subscriber.
    */
   function schedule() {
     if (closed) return
