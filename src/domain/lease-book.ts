@@ -90,15 +90,16 @@ export class LeaseBook {
     for (const workerId of workerIds) if (this.leases.has(workerId)) this.dirty.add(workerId)
   }
 
-  /** Up to `max` renewals not yet written, removed from the pending set. */
-  takeRenewals(max: number): LeaseRenewal[] {
-    const out: LeaseRenewal[] = []
+  /**
+   * The renewals not yet written, each removed from the pending set as it is handed out: a flush
+   * takes as many as its budget allows and leaves the rest pending untouched.
+   */
+  *takeRenewals(): Generator<LeaseRenewal, void, undefined> {
     for (const workerId of this.dirty) {
-      if (out.length >= max) break
       this.dirty.delete(workerId)
       const lease = this.leases.get(workerId)
-      if (lease) out.push({ worker_id: workerId, lease_expires_at: lease.leaseExpiresAt, last_heartbeat_at: lease.lastHeartbeatAt })
+      if (lease) yield { worker_id: workerId, lease_expires_at: lease.leaseExpiresAt, last_heartbeat_at: lease.lastHeartbeatAt }
     }
-    return out
   }
+
 }

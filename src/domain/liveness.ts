@@ -54,25 +54,26 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
    * ones, and `enough` (a time budget) bounds how long it holds the event loop (SPEC §2.14).
    */
   function flushLeases(max = 500, enough: () => boolean = () => false): number {
-    const renewals = leases.takeRenewals(max)
-    if (renewals.length === 0) return 0
-    let written = 0
+    if (leases.pending === 0) return 0
+    const pending = leases.takeRenewals()
+    const taken: string[] = []
     try {
       store.lazyTransaction(() => {
-        for (const renewal of renewals) {
-          if (written % FLUSH_CHECK_EVERY === 0 && written > 0 && enough()) break
-          store.workers.renewLease(renewal)
-          written++
+        while (taken.length < max && !(taken.length > 0 && taken.length % FLUSH_CHECK_EVERY === 0 && enough())) {
+          const next = pending.next()
+          if (next.done) break
+          taken.push(next.value.worker_id)
+          store.workers.renewLease(next.value)
         }
       })
     } catch (error) {
       // Not written: they stay pending for the next flush (a full disk is retried, not fatal).
-      leases.markPending(renewals.map((renewal) => renewal.worker_id))
+      leases.markPending(taken)
       throw error
     }
-    if (written < renewals.length) leases.markPending(renewals.slice(written).map((renewal) => renewal.worker_id))
-    return written
+    return taken.length
   }
+
 
   /** What every heartbeat under the current contract answers alike, worked out once. */
   let answered = { contract: null as ReturnType<typeof contracts.current> | null, intervalSeconds: 0, leaseMs: NaN, leaseIso: '' }

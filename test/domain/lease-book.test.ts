@@ -39,6 +39,25 @@ describe('lease book', () => {
     expect(leasesOf(t.warden).pending).toBe(0)
   })
 
+  it('a flush whose write fails midway keeps every renewal it took pending, and the next flush writes them', () => {
+    const t = setupMany()
+    const ids = Array.from({ length: 10 }, () => registerRoot(t.warden).id)
+    t.clock.advance(10 * SECOND)
+    for (const id of ids) t.warden.liveness.heartbeat(id)
+    const workers = storeOf(t.warden).workers
+    const renewLease = workers.renewLease
+    let calls = 0
+    workers.renewLease = (renewal) => {
+      if (++calls === 5) throw new Error('disk full')
+      renewLease(renewal)
+    }
+    expect(() => t.warden.liveness.flushLeases(1000)).toThrow('disk full')
+    workers.renewLease = renewLease
+    expect(leasesOf(t.warden).pending).toBe(ids.length)
+    expect(t.warden.liveness.flushLeases(1000)).toBe(ids.length)
+    expect(ids.every((id) => stored(t, id).lease_expires_at === t.clock.now() + 30 * SECOND)).toBe(true)
+  })
+
   it('never reaps a worker whose renewal is still only in memory, and writes that renewal back', () => {
     const t = setup()
     const { id } = registerRoot(t.warden)
