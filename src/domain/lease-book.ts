@@ -22,6 +22,9 @@ export interface LeaseRenewal {
 export class LeaseBook {
   private readonly leases = new Map<string, Lease>()
   private readonly dirty = new Set<string>()
+  /** The pending renewals of the round being written, in key order, and how far it got. */
+  private round: string[] = []
+  private roundNext = 0
 
   /** Every read first moves the leases on by any stall of the loop since the last read. */
   constructor(private readonly loop: LoopWatch = noStalls) {}
@@ -72,6 +75,8 @@ export class LeaseBook {
   clear(): void {
     this.leases.clear()
     this.dirty.clear()
+    this.round = []
+    this.roundNext = 0
   }
 
   setStatus(workerId: string, status: Lease['status']): void {
@@ -88,18 +93,27 @@ export class LeaseBook {
   /** Renewals taken but not written (the write failed): pending again, unless the worker left the book. */
   markPending(workerIds: string[]): void {
     for (const workerId of workerIds) if (this.leases.has(workerId)) this.dirty.add(workerId)
+    this.roundNext = this.round.length // the next take starts a new round, with these in it
   }
 
   /**
-   * The renewals not yet written, each removed from the pending set as it is handed out: a flush
-   * takes as many as its budget allows and leaves the rest pending untouched.
+   * The renewals not yet written, in worker_id order, each removed from the pending set as it is
+   * handed out: a flush takes as many as its budget allows and the next one goes on from there.
+   * Key order makes a short slice touch a narrow range of the lease table's pages; in arrival
+   * order renewals land all over the table, and every commit, however few rows it wrote, rewrote
+   * most of its pages. A round is the pending set as it began, sorted once (~2 ms at 10,000);
+   * a lease renewed again after its turn in the round waits for the next round.
    */
   *takeRenewals(): Generator<LeaseRenewal, void, undefined> {
-    for (const workerId of this.dirty) {
-      this.dirty.delete(workerId)
+    if (this.roundNext >= this.round.length) {
+      this.round = [...this.dirty].sort()
+      this.roundNext = 0
+    }
+    while (this.roundNext < this.round.length) {
+      const workerId = this.round[this.roundNext++]!
+      if (!this.dirty.delete(workerId)) continue
       const lease = this.leases.get(workerId)
       if (lease) yield { worker_id: workerId, lease_expires_at: lease.leaseExpiresAt, last_heartbeat_at: lease.lastHeartbeatAt }
     }
   }
-
 }

@@ -39,6 +39,32 @@ describe('lease book', () => {
     expect(leasesOf(t.warden).pending).toBe(0)
   })
 
+  it('writes renewals in worker_id order, a short flush the lowest ids and the next one on from there (a slice touches a narrow range of the lease table)', () => {
+    const t = setupMany()
+    const ids = Array.from({ length: 200 }, () => registerRoot(t.warden).id)
+    t.clock.advance(10 * SECOND)
+    for (const id of ids) t.warden.liveness.heartbeat(id) // registration order: random ids
+    const renewed = t.clock.now() + 30 * SECOND
+    const sorted = [...ids].sort()
+    let asked = 0
+    const first = t.warden.liveness.flushLeases(1000, () => ++asked >= 2)
+    expect(first).toBeGreaterThan(0)
+    expect(first).toBeLessThan(ids.length)
+    const written = (list: string[]) => list.filter((id) => stored(t, id).lease_expires_at === renewed)
+    expect(written(ids).sort()).toEqual(sorted.slice(0, first))
+    // A renewal of an id already written waits for the next round; the rest of this one goes on in order.
+    t.clock.advance(SECOND)
+    t.warden.liveness.heartbeat(sorted[0]!)
+    const second = t.warden.liveness.flushLeases(1000, () => true)
+    expect(second).toBeGreaterThan(0)
+    expect(first + second).toBeLessThan(ids.length)
+    expect(written(ids).sort()).toEqual(sorted.slice(0, first + second)) // sorted[0] as first written
+    expect(t.warden.liveness.flushLeases(1000)).toBe(ids.length - first - second)
+    expect(t.warden.liveness.flushLeases(1000)).toBe(1) // the next round: the id renewed again
+    expect(stored(t, sorted[0]!).lease_expires_at).toBe(renewed + SECOND)
+    expect(leasesOf(t.warden).pending).toBe(0)
+  })
+
   it('a flush whose write fails midway keeps every renewal it took pending, and the next flush writes them', () => {
     const t = setupMany()
     const ids = Array.from({ length: 10 }, () => registerRoot(t.warden).id)
