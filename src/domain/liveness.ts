@@ -48,10 +48,11 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
   }
 
   /**
-   * Writes up to `max` pending lease renewals in one transaction; how many it wrote. `enough` is
-   * asked every few rows: once it says so, the rest stay pending for the next call. Each commit
-   * rewrites every page it touched, so one large commit costs far less per renewal than many small
-   * ones, and `enough` (a time budget) bounds how long it holds the event loop (SPEC §2.14).
+   * Writes up to `max` pending lease renewals in one transaction, in worker_id order (the lease
+   * book's round); how many it wrote. `enough` is asked every few rows: once it says so, the rest
+   * stay pending for the next call, which goes on from there. A commit rewrites every page it
+   * touched; in key order a short commit touches only its own range of the table, so `enough` (a
+   * time budget) can keep each one short on the event loop (SPEC §2.14) at no extra cost.
    */
   function flushLeases(max = 500, enough: () => boolean = () => false): number {
     if (leases.pending === 0) return 0
@@ -73,7 +74,6 @@ export function createLiveness(deps: DomainDeps, transitions: Transitions) {
     }
     return taken.length
   }
-
 
   /** What every heartbeat under the current contract answers alike, worked out once. */
   let answered = { contract: null as ReturnType<typeof contracts.current> | null, intervalSeconds: 0, leaseMs: NaN, leaseIso: '' }
