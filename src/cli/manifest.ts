@@ -1,7 +1,8 @@
 // warden manifest issue
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
-import type { RootManifestRequest } from '../client/client.js'
+import type { RootManifestRequest, WardenClient } from '../client/client.js'
+import type { Resources } from '../schemas/index.js'
 import { numberOption, stringOption, type Command } from './command.js'
 import { EXIT, UsageError, type Context } from './context.js'
 
@@ -19,6 +20,24 @@ export async function stateSnapshot(ctx: Context): Promise<Record<string, unknow
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new UsageError('the state snapshot must be a JSON object')
   return value as Record<string, unknown>
+}
+
+/**
+ * The resources that --cpu, the memory option (`memoryOption`) and --allow-external ask for, each
+ * one not given taken from the contract's defaults; undefined when none is given (the server's
+ * defaults then apply as they are).
+ */
+export async function resourcesOption(ctx: Context, client: WardenClient, memoryOption: string): Promise<Resources | undefined> {
+  const cpu = numberOption(ctx.values, 'cpu')
+  const memory = numberOption(ctx.values, memoryOption)
+  const allowExternal = Boolean(ctx.values['allow-external'])
+  if (cpu === undefined && memory === undefined && !allowExternal) return undefined
+  const defaults = (await client.getContract()).default_resources
+  return {
+    cpu_limit: cpu ?? defaults.cpu_limit,
+    memory_limit_mb: memory ?? defaults.memory_limit_mb,
+    network_policy: { ...defaults.network_policy, ...(allowExternal ? { allow_external: true } : {}) },
+  }
 }
 
 export const manifestCommands: Command[] = [
@@ -43,16 +62,8 @@ export const manifestCommands: Command[] = [
       const request: RootManifestRequest = {}
       const state = await stateSnapshot(ctx)
       if (state) request.state_snapshot = state as RootManifestRequest['state_snapshot']
-      const cpu = numberOption(ctx.values, 'cpu')
-      const memory = numberOption(ctx.values, 'memory')
-      if (cpu !== undefined || memory !== undefined || ctx.values['allow-external']) {
-        const defaults = (await client.getContract()).default_resources
-        request.resources = {
-          cpu_limit: cpu ?? defaults.cpu_limit,
-          memory_limit_mb: memory ?? defaults.memory_limit_mb,
-          network_policy: { ...defaults.network_policy, ...(ctx.values['allow-external'] ? { allow_external: true } : {}) },
-        }
-      }
+      const resources = await resourcesOption(ctx, client, 'memory')
+      if (resources) request.resources = resources
       const manifest = await client.issueManifest(request)
       if (ctx.json) ctx.printJson(manifest)
       else {

@@ -2,9 +2,9 @@
 import { accessSync, constants, existsSync } from 'node:fs'
 import { delimiter, isAbsolute, join, resolve } from 'node:path'
 import type { SandboxLaunchRequest } from '../schemas/index.js'
-import { numberOption, stringOption, type Command } from './command.js'
+import { stringOption, type Command } from './command.js'
 import { EXIT, UsageError, type Context } from './context.js'
-import { stateSnapshot } from './manifest.js'
+import { resourcesOption, stateSnapshot } from './manifest.js'
 
 /** `node` → /usr/bin/node: the sandbox runs the program by path, with no shell. */
 function onPath(name: string, env: NodeJS.ProcessEnv): string | null {
@@ -48,16 +48,8 @@ async function launch(ctx: Context): Promise<number> {
   const request: SandboxLaunchRequest = { program: { command } }
   const state = await stateSnapshot(ctx)
   if (state) request.state_snapshot = state as SandboxLaunchRequest['state_snapshot']
-  const cpu = numberOption(ctx.values, 'cpu')
-  const memory = numberOption(ctx.values, 'memory-mb')
-  if (cpu !== undefined || memory !== undefined || ctx.values['allow-external']) {
-    const defaults = (await client.getContract()).default_resources
-    request.resources = {
-      cpu_limit: cpu ?? defaults.cpu_limit,
-      memory_limit_mb: memory ?? defaults.memory_limit_mb,
-      network_policy: { ...defaults.network_policy, ...(ctx.values['allow-external'] ? { allow_external: true } : {}) },
-    }
-  }
+  const resources = await resourcesOption(ctx, client, 'memory-mb')
+  if (resources) request.resources = resources
   const key = stringOption(ctx.values, 'idempotency-key')
   const { worker, manifest } = await client.launchSandbox(request, key === undefined ? {} : { idempotencyKey: key })
   if (ctx.json) {
